@@ -1,0 +1,127 @@
+"""Lookalike: the home page and the navigation to each tool.
+
+Run with ``make run`` (or ``streamlit run app.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+import utils
+
+PAGES_DIR = Path(__file__).parent / "pages"
+
+
+@dataclass
+class Readiness:
+    """One line of the home page's status table."""
+
+    item: str
+    ready: bool
+    detail: str
+    fix: str = ""
+
+
+def weights_status() -> Readiness:
+    settings = utils.get_settings()
+    if settings.weights == "random":
+        return Readiness("Pretrained weights", False, "random weights (LOOKALIKE_WEIGHTS=random)",
+                         "unset LOOKALIKE_WEIGHTS to use ImageNet weights")
+    if settings.weights != "imagenet":
+        found = Path(settings.weights).is_file()
+        return Readiness("Pretrained weights", found, f"weights file {settings.weights}",
+                         "" if found else "point LOOKALIKE_WEIGHTS at an existing file")
+    import style_transfer
+
+    name = style_transfer.VGG19_WEIGHTS_FILE
+    places = [utils.MODELS_DIR / name, Path.home() / ".keras" / "models" / name]
+    found = next((p for p in places if p.is_file()), None)
+    if found:
+        return Readiness("VGG19 ImageNet weights", True, f"found in {found.parent}")
+    return Readiness("VGG19 ImageNet weights", False, "not downloaded yet: fetched on first use",
+                     f"no internet? put `{name}` in `models/`")
+
+
+def trained_models_status() -> list[Readiness]:
+    """The classifier and VAE models in ``models/``, read from their metadata."""
+    rows = []
+    for kind, pattern, command in (
+        ("Fashion classifier", "classifier-*", "python classifier.py train --data fashion-mnist"),
+        ("VAE catalog model", "vae-*", "python vae.py train --data fashion-mnist"),
+    ):
+        found = sorted(p.parent for p in utils.MODELS_DIR.glob(f"{pattern}/metadata.json"))
+        if not found:
+            rows.append(Readiness(kind, False, "no trained model in models/", command))
+        for folder in found:
+            rows.append(Readiness(f"{kind}: {folder.name}", True, _metadata_summary(folder / "metadata.json")))
+    return rows
+
+
+def _metadata_summary(path: Path) -> str:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "metadata unreadable"
+    facts = [str(meta.get("dataset", ""))]
+    for key in ("test_accuracy", "retrieval_precision"):
+        if isinstance(meta.get(key), (int, float)):
+            facts.append(f"{key.replace('_', ' ')} {meta[key]:.3f}")
+    return ", ".join(fact for fact in facts if fact)
+
+
+def collection_status() -> Readiness:
+    import image_search
+
+    folder = image_search.DEFAULT_COLLECTION
+    count = sum(1 for _ in utils.list_images(folder)) if folder.is_dir() else 0
+    cached = image_search.FileHashes(folder.resolve()).path.is_file()
+    if count == 0:
+        return Readiness("Style collection", True, "images-by-style/ is empty: the 174 Met paintings are offered",
+                         "python image_search.py download images-by-style")
+    detail = f"images-by-style/: {count} images, " + ("indexed" if cached else "not indexed yet")
+    return Readiness("Style collection", cached, detail, "" if cached else "python image_search.py index")
+
+
+def home() -> None:
+    st.title("🔎 Lookalike")
+    st.caption("Visual search for paintings, photos and products, with real models and on-disk caches.")
+    tools = [
+        ("🎨 Style Search", "Find paintings that share an artistic style, using VGG19 Gram-matrix style vectors.",
+         "Upload a photo and paint it in a painting's style with neural style transfer."),
+        ("👗 Fashion Classifier", "Upload a photo of a garment and see what it is, with a probability per class.",
+         "An EfficientNetB0 embedding map shows where the photo sits among the training images."),
+        ("🛋️ Visual Search (VAE)", "Upload a product photo and get the closest items of a catalog.",
+         "A convolutional VAE's latent space is the index, for Fashion-MNIST and a furniture catalog."),
+    ]
+    for column, (name, line1, line2) in zip(st.columns(3), tools, strict=True):
+        with column.container(border=True):
+            st.subheader(name)
+            st.write(line1)
+            st.write(line2)
+    st.subheader("What is ready")
+    rows = [weights_status(), collection_status(), *trained_models_status()]
+    for row in rows:
+        icon = "✅" if row.ready else "⚠️"
+        fix = f" — fix: `{row.fix}`" if row.fix else ""
+        st.markdown(f"{icon} **{row.item}**: {row.detail}{fix}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="Lookalike", page_icon="🔎", layout="wide")
+    pages = [
+        st.Page(home, title="Home", icon="🏠", default=True),
+        st.Page(PAGES_DIR / "style_search.py", title="Style Search", icon="🎨"),
+    ]
+    optional = [
+        ("fashion_classifier.py", "Fashion Classifier", "👗"),
+        ("visual_search.py", "Visual Search (VAE)", "🛋️"),
+    ]
+    pages += [st.Page(PAGES_DIR / f, title=t, icon=i) for f, t, i in optional if (PAGES_DIR / f).is_file()]
+    st.navigation(pages).run()
+
+
+main()

@@ -1,0 +1,272 @@
+"""Style Search: find paintings that share a style, map the collection, and apply a style to a photo."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import image_search
+import ui
+import utils
+
+OTHER_FOLDER = "Another folder…"
+MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hover text instead of thumbnails
+
+
+# ---------------------------------------------------------------------------------------------
+# Cached loaders (shared by every session of this process)
+# ---------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the VGG19 style model…")
+def load_style_model():
+    import style_transfer
+
+    return style_transfer.StyleModel.load()
+
+
+@st.cache_resource
+def collection_registry() -> tuple[dict[tuple[str, str], image_search.Collection], threading.Lock]:
+    """Indexed collections by (folder, model id), shared across sessions, with a lock for indexing."""
+    return {}, threading.Lock()
+
+
+@st.cache_data(show_spinner=False)
+def museum_captions() -> dict[str, str]:
+    return image_search.museum_captions()
+
+
+@st.cache_data(show_spinner="Drawing the style map…", max_entries=32)
+def style_map(_vectors: np.ndarray, model_id: str, vectors_key: str) -> np.ndarray:
+    """The t-SNE style map, from the disk cache (computed once per collection and model)."""
+    return image_search.cached_map(_vectors, model_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collection
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CollectionChoice:
+    folder: Path
+    label: str
+    captions: dict[str, str]
+
+
+def choose_collection() -> CollectionChoice | None:
+    """The sidebar's collection picker: images-by-style/, the Met sample, or any folder."""
+    default = image_search.DEFAULT_COLLECTION
+    default_ready = image_search.has_images(default)
+    options = ["images-by-style/", "Met paintings sample (174)", OTHER_FOLDER]
+    with st.sidebar:
+        st.header("Collection")
+        choice = st.radio("Search in", options, index=0 if default_ready else 1, key="collection_choice")
+        if choice == options[0]:
+            if not default_ready:
+                st.info("`images-by-style/` is empty. Fetch the 32 original paintings with "
+                        "`python image_search.py download images-by-style`, or use the Met sample.")
+                return None
+            return CollectionChoice(default, "images-by-style", {})
+        if choice == options[1]:
+            return CollectionChoice(image_search.museum_folder(), "Met paintings", museum_captions())
+        typed = st.text_input("Folder to index", key="custom_folder", placeholder="/path/to/images")
+        if not typed:
+            st.caption("Type the path of a folder of images (searched recursively).")
+            return None
+        return CollectionChoice(Path(typed), Path(typed).name or typed, {})
+
+
+def get_collection(choice: CollectionChoice, model) -> image_search.Collection | None:
+    """The indexed collection, from memory, or indexed now with a progress bar (new images only)."""
+    try:
+        folder = utils.check_folder(choice.folder)
+    except utils.FolderError as error:
+        st.error(str(error), icon="📁")
+        return None
+    registry, lock = collection_registry()
+    key = (str(folder), model.model_id)
+    refresh = st.sidebar.button("Re-scan folder", help="Pick up added, changed or removed images")
+    if key in registry and not refresh:
+        return registry[key]
+    with lock:
+        if key in registry and not refresh:
+            return registry[key]
+        bar = st.progress(0.0, text=f"Indexing {choice.label}…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Indexing {choice.label}: {done}/{total} images")
+
+        try:
+            collection = image_search.index_folder(folder, model, progress=progress)
+        except utils.FolderError as error:
+            bar.empty()
+            st.error(str(error), icon="📁")
+            return None
+        bar.empty()
+        registry[key] = collection
+    return collection
+
+
+def show_collection_summary(collection: image_search.Collection) -> None:
+    stats = collection.stats
+    st.sidebar.caption(
+        f"{len(collection)} images indexed ({stats.new} new, {stats.reused} from cache, "
+        f"{stats.removed} removed) in {stats.seconds:.1f} s"
+    )
+    if collection.skipped:
+        with st.sidebar.expander(f"⚠️ {len(collection.skipped)} files skipped"):
+            for path, reason in collection.skipped:
+                st.caption(f"**{path.name}**: {reason}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Search
+# ---------------------------------------------------------------------------------------------
+
+
+def search_form(model, collection: image_search.Collection) -> None:
+    """Uploader, k slider and the search button; runs the model only when the button is clicked."""
+    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
+    k = st.slider("Number of results (k)", 1, min(24, max(1, len(collection))), min(6, len(collection)))
+    if st.button("Search for Similar Images", type="primary"):
+        image = ui.read_upload(uploaded)
+        if uploaded is None:
+            st.warning("Upload a reference image first.")
+        if image is not None:
+            query = model.embed([model.prepare(image)])[0]
+            st.session_state["style_search"] = {
+                "query_image": utils.make_thumbnail(image, 320),
+                "query_vector": query,
+                "collection_key": (str(collection.folder), collection.model_id),
+            }
+    st.session_state["style_k"] = k
+
+
+def current_search(collection: image_search.Collection) -> dict | None:
+    state = st.session_state.get("style_search")
+    if state and state["collection_key"] == (str(collection.folder), collection.model_id):
+        return state
+    return None
+
+
+def caption_for(path: Path, captions: dict[str, str]) -> str:
+    return captions.get(path.name, path.stem.replace("_", " "))
+
+
+def show_results(collection: image_search.Collection, search: dict, captions: dict[str, str]) -> None:
+    """The query beside a grid of ranked results: thumbnail, similarity and caption."""
+    results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6))
+    ui.random_weights_banner()
+    left, right = st.columns([1, 4])
+    left.image(search["query_image"], caption="Your reference image")
+    with right:
+        st.subheader(f"{len(results)} most similar in style")
+        columns = st.columns(3)
+        for result in results:
+            with columns[(result.rank - 1) % 3].container(border=True):
+                thumb = ui.file_thumbnail(result.path)
+                if thumb is None:
+                    st.warning(f"{result.path.name} is no longer readable.")
+                    continue
+                st.image(thumb, caption=f"#{result.rank} · similarity {result.score:.3f}")
+                st.caption(caption_for(result.path, captions))
+                if st.button("Use this style", key=f"use_style_{result.rank}",
+                             help="Apply this painting's style to your photo (tab above)"):
+                    st.session_state["style_transfer_style"] = str(result.path)
+                    st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+
+
+def show_style_map(collection: image_search.Collection, search: dict | None, captions: dict[str, str]) -> None:
+    """An interactive t-SNE map of the collection's styles, with the query highlighted."""
+    import plotly.graph_objects as go
+
+    if len(collection) < 3:
+        st.info("The style map needs at least 3 images.")
+        return
+    sample = image_search.stratified_sample(None, len(collection))
+    vectors = collection.vectors[sample]
+    coords = style_map(vectors, collection.model_id, image_search.array_key(vectors))
+    paths = [collection.paths[i] for i in sample]
+    names = [caption_for(p, captions) for p in paths]
+    figure = go.Figure(go.Scatter(
+        x=coords[:, 0], y=coords[:, 1], mode="markers", name="collection", text=names,
+        hovertemplate="%{text}<extra></extra>", marker={"size": 9, "color": "#9c89b8", "opacity": 0.6},
+    ))
+    if len(paths) <= MAP_THUMBNAIL_LIMIT:
+        add_thumbnail_markers(figure, coords, paths)
+    if search is not None:
+        x, y = image_search.place_on_map(coords, vectors, search["query_vector"])
+        figure.add_trace(go.Scatter(
+            x=[x], y=[y], mode="markers+text", name="your image", text=["your image"], textposition="top center",
+            marker={"size": 22, "symbol": "star", "color": "#e63946", "line": {"width": 2, "color": "white"}},
+        ))
+    figure.update_layout(height=620, margin={"l": 0, "r": 0, "t": 30, "b": 0}, showlegend=True,
+                         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
+                         title=f"Style map of {len(paths)} images (t-SNE of style vectors)")
+    st.plotly_chart(figure, width="stretch")
+
+
+def add_thumbnail_markers(figure, coords: np.ndarray, paths: list[Path]) -> None:
+    """Draw each image's thumbnail at its place on the map."""
+    span = float(np.ptp(coords, axis=0).max()) or 1.0
+    size = span / max(8.0, np.sqrt(len(paths)) * 1.6)
+    for (x, y), path in zip(coords, paths, strict=True):
+        thumb = ui.file_thumbnail(path, 96)
+        if thumb is not None:
+            figure.add_layout_image(source=ui.data_uri(thumb, 64), x=x, y=y, xref="x", yref="y",
+                                    sizex=size, sizey=size, xanchor="center", yanchor="middle", layer="above")
+
+
+# ---------------------------------------------------------------------------------------------
+# Page
+# ---------------------------------------------------------------------------------------------
+
+
+def style_transfer_tab(collection: image_search.Collection | None, captions: dict[str, str]) -> None:
+    try:
+        import style_transfer_ui
+    except ImportError:
+        st.info("Style transfer is not installed in this build.")
+        return
+    choices = [(caption_for(p, captions), p) for p in collection.paths] if collection else []
+    preset = st.session_state.get("style_transfer_style")
+    style_transfer_ui.render_style_transfer_section(choices, Path(preset) if preset else None)
+
+
+def main() -> None:
+    st.title("🎨 Style Search")
+    st.caption("Paintings ranked by the similarity of their VGG19 Gram-matrix style vectors.")
+    choice = choose_collection()
+    try:
+        model = load_style_model()
+    except utils.WeightsUnavailable as error:
+        ui.weights_error(error)
+        return
+    ui.random_weights_banner()
+    collection = get_collection(choice, model) if choice else None
+    search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
+    captions = choice.captions if choice else {}
+    with search_tab:
+        if collection is None:
+            st.info("Choose a collection in the sidebar to search it.")
+        elif len(collection) == 0:
+            st.warning("This folder holds no readable images.")
+            show_collection_summary(collection)
+        else:
+            show_collection_summary(collection)
+            search_form(model, collection)
+            search = current_search(collection)
+            if search is not None:
+                show_results(collection, search, captions)
+            st.subheader("Style map")
+            show_style_map(collection, search, captions)
+    with transfer_tab:
+        style_transfer_tab(collection, captions)
+
+
+main()

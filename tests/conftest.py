@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests run on random weights with a private cache folder, on real images from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PAINTINGS = SHARED_DATA / "images-by-style"
+CLOTHING = SHARED_DATA / "clothing-dataset-small"
+
+# Set before any project module reads the settings.
+os.environ["LOOKALIKE_WEIGHTS"] = "random"
+os.environ.setdefault("LOOKALIKE_CACHE", tempfile.mkdtemp(prefix="lookalike-test-cache-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def paintings() -> list[Path]:
+    """The 32 labelled paintings (16 cubism, 16 impressionist)."""
+    found = sorted(PAINTINGS.glob("*.jpg"))
+    assert len(found) == 32, f"expected 32 paintings in {PAINTINGS}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def style_model():
+    """One VGG19 style model (random weights) for the whole run."""
+    import style_transfer
+
+    return style_transfer.StyleModel.load()
+
+
+@pytest.fixture
+def cache_root(tmp_path: Path) -> Path:
+    """A fresh, empty cache folder for tests that count cache hits."""
+    return tmp_path / "cache"

@@ -1,0 +1,80 @@
+"""Small Streamlit pieces that every page shares: banners, safe uploads, thumbnails."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+import utils
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+
+
+def random_weights_banner() -> None:
+    """A visible warning whenever the models run on random weights."""
+    if utils.get_settings().random_weights:
+        st.warning(
+            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): results show that the pipeline works, "
+            "not real similarity.",
+            icon="⚠️",
+        )
+
+
+def weights_error(error: utils.WeightsUnavailable) -> None:
+    """One clear message for missing pretrained weights, with where to put the file."""
+    st.error(
+        f"**{error.model} weights are not available.** {error.reason}.\n\n"
+        f"Download `{error.filename}` and put it in `{utils.MODELS_DIR}/` (or `~/.keras/models/`), "
+        "or set `LOOKALIKE_WEIGHTS` to a weights file, then reload this page. "
+        "To explore the app without them, start it with `LOOKALIKE_WEIGHTS=random`.",
+        icon="🧱",
+    )
+
+
+def read_upload(uploaded, max_side: int = utils.DEFAULT_MAX_SIDE) -> np.ndarray | None:
+    """Decode an uploaded file from its bytes (its name is never used as a path).
+
+    Shows one ``st.error`` and returns ``None`` when the file is not a usable image.
+    """
+    if uploaded is None:
+        return None
+    try:
+        return utils.load_image(uploaded.getvalue(), max_side=max_side)
+    except utils.ImageError as error:
+        st.error(f"This upload can't be used: {error} Please choose another image.", icon="🖼️")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def thumbnail_of(path: str, mtime_ns: int, size: int = 256) -> np.ndarray | None:
+    """A display thumbnail of an image file, cached per file version. ``None`` if it no longer decodes."""
+    try:
+        return utils.make_thumbnail(utils.load_image(path, max_side=size * 2), size)
+    except utils.ImageError:
+        return None
+
+
+def file_thumbnail(path: Path, size: int = 256) -> np.ndarray | None:
+    try:
+        return thumbnail_of(str(path), path.stat().st_mtime_ns, size)
+    except OSError:
+        return None
+
+
+def data_uri(image: np.ndarray, size: int = 64, quality: int = 70) -> str:
+    """A small JPEG data URI, for thumbnails inside plotly charts."""
+    thumb = Image.fromarray(utils.make_thumbnail(image, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
