@@ -187,14 +187,28 @@ def composite_icon(data: bytes, size: int = FURNITURE_SIZE) -> np.ndarray:
         image.load()
         rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(background, rgba).convert("RGB")
-    return fit_on_white(np.asarray(rgb), size)
+    rgb = np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return fit_on_white(crop_to_object(rgb, np.array([255.0, 255.0, 255.0])), size)
 
 
-def fit_on_white(image: np.ndarray, size: int) -> np.ndarray:
-    """Scale an RGB image to fit a ``size`` square (aspect kept) and centre it on white."""
+def crop_to_object(image: np.ndarray, background: np.ndarray, tolerance: float = 24.0) -> np.ndarray:
+    """Crop an RGB image to the box of pixels that differ from the ``background`` colour."""
+    distance = np.linalg.norm(image.astype(np.float32) - background, axis=2)
+    box = _bounding_box(distance > tolerance)
+    if box is None:
+        return image
+    top, bottom, left, right = box
+    return image[top:bottom, left:right]
+
+
+def fit_on_white(image: np.ndarray, size: int, margin: int = 2) -> np.ndarray:
+    """Scale an RGB image to fit a ``size`` square less ``margin`` (aspect kept), centred on white."""
     picture = Image.fromarray(image)
-    picture.thumbnail((size, size), Image.Resampling.LANCZOS)
+    inner = size - 2 * margin
+    scale = inner / max(picture.width, picture.height)
+    picture = picture.resize(
+        (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))), Image.Resampling.LANCZOS
+    )
     canvas = Image.new("RGB", (size, size), (255, 255, 255))
     canvas.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
     return np.asarray(canvas)
@@ -298,4 +312,100 @@ def load_catalog(dataset: str) -> Catalog:
         return load_fashion_mnist("train")
     if dataset == "furniture":
         return load_furniture()
+    raise CatalogError(f"Unknown catalog {dataset!r}; choose one of {', '.join(DATASETS)}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bringing an uploaded photo into a catalog's domain
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Preprocessed:
+    """A query in the catalog's domain, with the intermediate images and what each step did."""
+
+    image: np.ndarray  # uint8, the catalog's shape (28×28×1 or 64×64×3)
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+
+def _border(image: np.ndarray, width: int = 2) -> np.ndarray:
+    """The pixels of a frame ``width`` wide around the image, as (N, channels)."""
+    channels = image.reshape(*image.shape[:2], -1)
+    frame = np.concatenate(
+        [
+            channels[:width].reshape(-1, channels.shape[2]),
+            channels[-width:].reshape(-1, channels.shape[2]),
+            channels[:, :width].reshape(-1, channels.shape[2]),
+            channels[:, -width:].reshape(-1, channels.shape[2]),
+        ]
+    )
+    return frame.astype(np.float32)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _pad_square(image: np.ndarray, fill: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    side = max(height, width)
+    canvas = np.full((side, side, *image.shape[2:]), fill, dtype=np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[top : top + height, left : left + width] = image
+    return canvas
+
+
+def to_fashion_mnist(rgb: np.ndarray) -> Preprocessed:
+    """Grey, light-on-dark, background removed, object cropped and centred in 28×28.
+
+    Mirrors how Fashion-MNIST was made: trim, resize the long side to 28, centre, negate.
+    """
+    steps: list[tuple[str, np.ndarray]] = []
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32)
+    steps.append(("greyscale", grey.astype(np.uint8)))
+    if float(np.median(_border(grey))) > 127:
+        grey = 255.0 - grey
+        steps.append(("inverted (catalog items are light on black)", grey.astype(np.uint8)))
+    background = float(np.median(_border(grey)))
+    grey = np.clip((grey - background) / max(255.0 - background, 1.0) * 255.0, 0, 255)
+    box = _bounding_box(grey > 40)
+    if box is not None:
+        top, bottom, left, right = box
+        grey = grey[top:bottom, left:right]
+    square = _pad_square(grey.astype(np.uint8), 0)
+    small = np.asarray(Image.fromarray(square).resize((28, 28), Image.Resampling.LANCZOS))
+    steps.append(("background removed, cropped, centred, 28×28", small))
+    return Preprocessed(image=small[..., None], steps=steps)
+
+
+def to_furniture(rgb: np.ndarray, size: int = FURNITURE_SIZE, tolerance: float = 40.0) -> Preprocessed:
+    """Replace a plain background with white, crop to the object and centre it on a white square."""
+    steps: list[tuple[str, np.ndarray]] = []
+    image = np.asarray(rgb, dtype=np.uint8)
+    border = _border(image)
+    colour = np.median(border, axis=0)
+    distance = np.linalg.norm(image.astype(np.float32) - colour, axis=2)
+    foreground = distance > tolerance
+    plain = float(np.median(np.linalg.norm(border - colour, axis=1))) < tolerance / 2
+    if plain and 0.01 < foreground.mean() < 0.98:
+        if np.min(colour) < 235:
+            image = np.where(foreground[..., None], image, np.uint8(255))
+            steps.append(("background replaced by white", image))
+        image = crop_to_object(image, np.array([255.0, 255.0, 255.0]))
+    else:
+        steps.append(("no plain background found: kept the whole picture", image))
+    fitted = fit_on_white(np.asarray(image), size)
+    steps.append((f"cropped and centred on white, {size}×{size}", fitted))
+    return Preprocessed(image=fitted, steps=steps)
+
+
+def to_catalog_domain(rgb: np.ndarray, dataset: str) -> Preprocessed:
+    """Bring an RGB uint8 photo into the domain of ``dataset``'s catalog images."""
+    if dataset == "fashion-mnist":
+        return to_fashion_mnist(rgb)
+    if dataset == "furniture":
+        return to_furniture(rgb)
     raise CatalogError(f"Unknown catalog {dataset!r}; choose one of {', '.join(DATASETS)}.")
