@@ -1,0 +1,219 @@
+"""image_search: the embedding cache, incremental folder indexing, ranking, maps, evaluation and downloads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PAINTINGS, SHARED_DATA
+
+import image_search
+import utils
+
+
+class ColourEmbedder:
+    """A cheap stand-in model: mean colour and spread per channel. Counts the images it embeds."""
+
+    model_id = "test-colour-v1"
+
+    def __init__(self, fail_after: int | None = None):
+        self.embedded = 0
+        self.fail_after = fail_after
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return utils.square_image(image, 32)
+
+    def embed(self, images):
+        if self.fail_after is not None and self.embedded + len(images) > self.fail_after:
+            raise RuntimeError("simulated crash")
+        self.embedded += len(images)
+        batch = np.stack(images).astype(np.float32)
+        return np.concatenate([batch.mean(axis=(1, 2)), batch.std(axis=(1, 2))], axis=1) + 1.0
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "paintings"
+    target.mkdir()
+    for path in sorted(PAINTINGS.glob("*.jpg"))[::4]:  # 8 paintings, both styles
+        shutil.copy(path, target / path.name)
+    return target
+
+
+def index(folder, embedder, cache_root, **options):
+    cache = image_search.EmbeddingCache(embedder.model_id, root=cache_root / "embeddings")
+    return image_search.index_folder(folder, embedder, cache=cache, batch_size=3, **options)
+
+
+def test_index_then_reuse_everything(folder, cache_root):
+    embedder = ColourEmbedder()
+    first = index(folder, embedder, cache_root)
+    assert (first.stats.new, first.stats.reused, len(first)) == (8, 0, 8)
+    second = index(folder, embedder, cache_root)
+    assert (second.stats.new, second.stats.reused) == (0, 8)
+    assert embedder.embedded == 8
+    np.testing.assert_allclose(first.vectors, second.vectors)
+
+
+def test_adding_changing_and_removing_files_is_incremental(folder, cache_root):
+    embedder = ColourEmbedder()
+    index(folder, embedder, cache_root)
+    shutil.copy(sorted(PAINTINGS.glob("*.jpg"))[1], folder / "added.jpg")
+    (folder / "s_cubism-01.jpg").unlink()
+    changed = folder / "s_cubism-05.jpg"
+    changed.write_bytes(sorted(PAINTINGS.glob("*.jpg"))[2].read_bytes())
+    collection = index(folder, embedder, cache_root)
+    assert (collection.stats.new, collection.stats.removed, len(collection)) == (2, 1, 8)
+    assert embedder.embedded == 8 + 2
+    assert "s_cubism-01.jpg" not in {p.name for p in collection.paths}
+
+
+def test_cache_is_keyed_by_content_not_path(folder, cache_root, tmp_path):
+    embedder = ColourEmbedder()
+    index(folder, embedder, cache_root)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    assert index(copy, embedder, cache_root).stats.reused == 8
+    assert embedder.embedded == 8
+
+
+def test_another_model_id_does_not_reuse_vectors(folder, cache_root):
+    index(folder, ColourEmbedder(), cache_root)
+    other = ColourEmbedder()
+    other.model_id = "test-colour-v2"
+    assert index(folder, other, cache_root).stats.new == 8
+
+
+def test_interrupted_run_keeps_finished_checkpoints(folder, cache_root):
+    with pytest.raises(RuntimeError, match="simulated"):
+        index(folder, ColourEmbedder(fail_after=6), cache_root, checkpoint_every=3)
+    resumed = ColourEmbedder()
+    collection = index(folder, resumed, cache_root)
+    assert collection.stats.reused == 6 and resumed.embedded == 2 and len(collection) == 8
+
+
+def test_truncated_or_foreign_shards_are_rebuilt(folder, cache_root):
+    embedder = ColourEmbedder()
+    index(folder, embedder, cache_root)
+    shard = next((cache_root / "embeddings").rglob("shard-*.npz"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    again = index(folder, embedder, cache_root)
+    assert again.stats.new == 8 and len(again) == 8
+    # A shard that holds an object (pickled) array is refused, never unpickled.
+    bad = shard.parent / "shard-99999999999999999999-1.npz"
+    np.savez(bad, keys=np.array([object()], dtype=object), vectors=np.zeros((1, 6), np.float32),
+             model_id=np.asarray(embedder.model_id))
+    cache = image_search.EmbeddingCache(embedder.model_id, root=cache_root / "embeddings")
+    assert len(cache) == 8 and bad in cache.rejected_shards and not bad.exists()
+
+
+def test_bad_files_are_skipped_and_listed(folder, cache_root):
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    collection = index(folder, ColourEmbedder(), cache_root)
+    assert len(collection) == 8
+    assert sorted(path.name for path, _ in collection.skipped) == ["broken.jpg", "empty.png"]
+
+
+def test_compact_drops_unused_keys(folder, cache_root):
+    embedder = ColourEmbedder()
+    collection = index(folder, embedder, cache_root, checkpoint_every=2)
+    cache = image_search.EmbeddingCache(embedder.model_id, root=cache_root / "embeddings")
+    cache.compact(keep=set(collection.keys[:5]))
+    assert len(list(cache.folder.glob("shard-*.npz"))) == 1
+    assert len(image_search.EmbeddingCache(embedder.model_id, root=cache_root / "embeddings")) == 5
+
+
+def test_embed_with_cache_only_embeds_misses(cache_root):
+    embedder = ColourEmbedder()
+    images = [np.full((8, 8, 3), value, np.uint8) for value in (10, 50, 90)]
+    keys = [image_search.array_key(image) for image in images]
+    cache = image_search.EmbeddingCache(embedder.model_id, root=cache_root)
+    first = image_search.embed_with_cache(keys[:2], lambda i: images[i], embedder, cache, batch_size=2)
+    both = image_search.embed_with_cache(keys, lambda i: images[i], embedder, cache, batch_size=2)
+    assert embedder.embedded == 3
+    np.testing.assert_allclose(both[:2], first)
+
+
+def test_top_k_is_sorted_cosine():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0], [0.7, 0.7]], np.float32)
+    indices, scores = image_search.top_k(vectors, np.array([1.0, 0.0]), 3)
+    assert indices.tolist() == [0, 1, 4]
+    assert np.all(np.diff(scores) <= 0) and scores[0] == pytest.approx(1.0)
+    assert image_search.top_k(vectors, np.array([1.0, 0.0]), 99)[0].shape == (5,)
+    ties = np.ones((4, 2), np.float32)
+    assert image_search.top_k(ties, np.ones(2), 4)[0].tolist() == [0, 1, 2, 3]
+
+
+def test_map_is_cached_and_queries_land_near_their_neighbours(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16))
+    vectors = np.concatenate([c + 0.05 * rng.normal(size=(20, 16)) for c in centres]).astype(np.float32)
+    coords = image_search.cached_map(vectors, "test", root=tmp_path)
+    assert coords.shape == (60, 2)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+    mtime = files[0].stat().st_mtime_ns
+    np.testing.assert_array_equal(image_search.cached_map(vectors, "test", root=tmp_path), coords)
+    assert files[0].stat().st_mtime_ns == mtime
+    x, y = image_search.place_on_map(coords, vectors, centres[1])
+    cluster = coords[20:40]
+    assert np.linalg.norm(cluster.mean(axis=0) - (x, y)) < np.linalg.norm(coords.std(axis=0))
+    files[0].write_bytes(b"garbage")
+    np.testing.assert_allclose(image_search.cached_map(vectors, "test", root=tmp_path), coords, atol=1e-4)
+
+
+def test_stratified_sample_keeps_every_label():
+    labels = ["a"] * 9000 + ["b"] * 900 + ["c"] * 100
+    sample = image_search.stratified_sample(labels, len(labels), limit=1000)
+    picked = np.asarray(labels)[sample]
+    assert len(sample) <= 1000 and set(picked) == {"a", "b", "c"}
+    assert abs((picked == "b").mean() - 0.09) < 0.02
+
+
+def test_labels_from_names_and_csv(tmp_path):
+    paths = [Path("s_cubism-01.jpg"), Path("s_impressionist-12.jpg"), Path("x/monet-1.png")]
+    assert image_search.labels_from_names(paths) == ["cubism", "impressionist", "monet"]
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("file,label\ns_cubism-01.jpg,a\nx/monet-1.png,b\n")
+    assert image_search.labels_from_csv(csv_file, paths) == ["a", None, "b"]
+
+
+def test_retrieval_metrics_against_hand_computed_values():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    perfect = image_search.retrieval_metrics(vectors, ["a", "a", "b", "b"])
+    assert perfect["P@1"] == 1.0 and perfect["mAP"] == 1.0
+    crossed = image_search.retrieval_metrics(vectors, ["a", "b", "a", "b"])
+    assert crossed["P@1"] == 0.0 and crossed["mAP"] == pytest.approx(5 / 12)
+
+
+def test_download_images_by_style_from_a_mirror(tmp_path):
+    saved = image_search.download_images_by_style(tmp_path / "ibs", mirror=str(SHARED_DATA))
+    assert len(saved) == 32 and all(path.stat().st_size > 0 for path in saved)
+
+
+def test_cli_index_and_search_print_counts_and_ranks(folder, capsys, monkeypatch):
+    monkeypatch.setattr(image_search, "default_embedder", ColourEmbedder)
+    assert image_search.main(["index", str(folder)]) == 0
+    assert "8 new, 0 reused, 0 removed" in capsys.readouterr().out
+    assert image_search.main(["index", str(folder)]) == 0
+    assert "0 new, 8 reused" in capsys.readouterr().out
+    query = next(folder.glob("*.jpg"))
+    assert image_search.main(["search", str(query), "--folder", str(folder), "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split()[0] == "1" and lines[0].endswith(query.name)
+
+
+def test_cli_reports_missing_folder_without_traceback(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(image_search, "default_embedder", ColourEmbedder)
+    assert image_search.main(["index", str(tmp_path / "gone")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_evaluate_prints_metrics(folder, capsys, monkeypatch):
+    monkeypatch.setattr(image_search, "default_embedder", ColourEmbedder)
+    assert image_search.main(["evaluate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "8 labelled images, 2 labels" in out and "P@5" in out and "mAP" in out
