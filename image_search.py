@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+import index_backends
 import utils
 
 Progress = Callable[[int, int], None]
@@ -87,7 +89,7 @@ class EmbeddingCache:
                 and len(keys) == len(vectors)
                 and np.isfinite(vectors).all()
             )
-        except Exception:  # noqa: BLE001 - any unreadable shard is rebuilt, never trusted
+        except Exception:
             valid = False
         if not valid:
             self.rejected_shards.append(shard)
@@ -146,7 +148,7 @@ def embed_with_cache(
     ``load(i)`` gives the raw image of ``keys[i]``. New vectors are stored every
     ``checkpoint_every`` items, so an interrupted run loses at most that much work.
     """
-    cache = cache or EmbeddingCache(embedder.model_id)
+    cache = cache if cache is not None else EmbeddingCache(embedder.model_id)  # an empty cache is falsy
     known = cache.lookup(keys)
     missing = [i for i, key in enumerate(keys) if key not in known]
     done = len(keys) - len(missing)
@@ -234,23 +236,29 @@ class FileHashes:
         return removed
 
 
-def _decode_all(paths: Sequence[Path], embedder: Embedder, workers: int) -> Iterator[np.ndarray | Exception]:
-    """Decode and prepare images in threads (Pillow releases the GIL), in order, with bounded read-ahead."""
+PathResult = tuple[Path, str, "np.ndarray | Exception | None"]
 
-    def decode(path: Path) -> np.ndarray | Exception:
-        try:
-            return embedder.prepare(utils.load_image(path))
-        except utils.ImageError as error:
-            return error
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        window = workers * 4
-        futures = [pool.submit(decode, path) for path in paths[:window]]
-        for index in range(len(paths)):
-            if index + window < len(paths):
-                futures.append(pool.submit(decode, paths[index + window]))
-            yield futures[index].result()
-            futures[index] = None  # type: ignore[call-overload]  # free memory as we go
+def _prefetch(function: Callable[[Path], PathResult], items: Iterable[Path], workers: int) -> Iterator[PathResult]:
+    """``map(function, items)`` in threads, in order, with bounded read-ahead (Pillow and hashing release the GIL)."""
+    window = max(1, workers) * 4
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures: deque = deque()
+        for item in items:
+            futures.append(pool.submit(function, item))
+            if len(futures) >= window:
+                yield futures.popleft().result()
+        while futures:
+            yield futures.popleft().result()
+
+
+def _collection_files(folder: Path) -> Iterator[Path]:
+    return (path for path in utils.list_images(folder) if utils.inside_roots(path))
+
+
+def count_images(folder: Path) -> int:
+    """How many images ``index_folder`` will visit: a walk that keeps nothing, for the progress bar's ETA."""
+    return sum(1 for _ in _collection_files(folder))
 
 
 def index_folder(
@@ -264,24 +272,32 @@ def index_folder(
 ) -> Collection:
     """Embed every image below ``folder`` that the cache does not already hold, and return the collection.
 
-    Bad files are skipped and listed; new vectors are checkpointed as the run goes, so an interrupted
-    run keeps its finished work.
+    One streamed pass: files are listed lazily, hashed, decoded and prepared in ``workers`` threads
+    (bounded read-ahead) while the model embeds batches in this thread. Bad files are skipped and
+    listed; new vectors are checkpointed every ``checkpoint_every``, so an interrupted run keeps its work.
     """
     started = time.perf_counter()
     folder = utils.check_folder(folder)
-    cache = cache or EmbeddingCache(embedder.model_id)
+    cache = cache if cache is not None else EmbeddingCache(embedder.model_id)  # an empty cache is falsy
+    len(cache)  # read the shards once, before worker threads look keys up
     hashes = FileHashes(folder)
-    paths = [path for path in utils.list_images(folder) if utils.inside_roots(path)]
-    keys = [hashes.key(path) for path in paths]
-    known = cache.lookup(keys)
-    todo = [i for i, key in enumerate(keys) if key not in known]
-    stats = IndexStats(reused=len(paths) - len(todo))
+    total = count_images(folder) if progress else 0
+
+    def key_and_prepare(path: Path) -> PathResult:
+        try:
+            key = hashes.key(path)
+            if cache.lookup([key]):
+                return path, key, None
+            return path, key, embedder.prepare(utils.load_image(path))
+        except (utils.ImageError, OSError) as error:
+            return path, "", error
+
+    stats = IndexStats()
+    paths: list[Path] = []
+    keys: list[str] = []
     skipped: list[tuple[Path, str]] = []
-    pending: list[tuple[str, np.ndarray]] = []
     batch: list[tuple[str, np.ndarray]] = []
-    done = stats.reused
-    if progress:
-        progress(done, len(paths))
+    pending: list[tuple[str, np.ndarray]] = []
 
     def flush_batch() -> None:
         vectors = embedder.embed([image for _, image in batch])
@@ -292,35 +308,38 @@ def index_folder(
         cache.store([key for key, _ in pending], np.stack([vector for _, vector in pending]))
         pending.clear()
 
-    todo_paths = [paths[i] for i in todo]
-    for i, decoded in zip(todo, _decode_all(todo_paths, embedder, workers), strict=True):
-        if isinstance(decoded, Exception):
-            skipped.append((paths[i], str(decoded)))
+    if progress:
+        progress(0, total)
+    for done, (path, key, prepared) in enumerate(_prefetch(key_and_prepare, _collection_files(folder), workers), 1):
+        if isinstance(prepared, Exception):
+            skipped.append((path, str(prepared)))
         else:
-            batch.append((keys[i], decoded))
+            paths.append(path)
+            keys.append(key)
+            stats.reused += prepared is None
+            if prepared is not None:
+                batch.append((key, prepared))
         if len(batch) >= batch_size:
             flush_batch()
         if len(pending) >= checkpoint_every:
             checkpoint()
-        done += 1
         if progress:
-            progress(done, len(paths))
+            progress(done, max(total, done))
     if batch:
         flush_batch()
     if pending:
         checkpoint()
-    stats.new = len(todo) - len(skipped)
+    stats.new = len(paths) - stats.reused
     stats.skipped = len(skipped)
-    stats.removed = hashes.save(paths)
+    stats.removed = hashes.save([*paths, *(path for path, _ in skipped)])
     found = cache.lookup(keys)
-    kept = [i for i, key in enumerate(keys) if key in found]
-    vectors = np.stack([found[keys[i]] for i in kept]) if kept else np.zeros((0, 1), np.float32)
+    vectors = np.stack([found[key] for key in keys]) if keys else np.zeros((0, 1), np.float32)
     stats.seconds = time.perf_counter() - started
     return Collection(
         folder=folder,
         model_id=embedder.model_id,
-        paths=[paths[i] for i in kept],
-        keys=[keys[i] for i in kept],
+        paths=paths,
+        keys=keys,
         vectors=normalize(vectors),
         skipped=skipped,
         stats=stats,
@@ -373,6 +392,50 @@ def rank(collection: Collection, query: np.ndarray, k: int) -> list[SearchResult
     ]
 
 
+def index_location(collection: Collection, backend: str) -> Path:
+    """Where a collection's backend index is saved: next to its cache, one folder per folder, model and backend."""
+    name = hashlib.sha256(f"{collection.folder}|{collection.model_id}".encode()).hexdigest()[:16]
+    return utils.get_settings().cache_dir / "indexes" / f"{name}-{backend}"
+
+
+def sync_index(
+    collection: Collection, backend: str = "exact", location: Path | None = None, **options
+) -> index_backends.VectorIndex:
+    """Open the collection's saved ``backend`` index (or make one), add new vectors, drop gone ones, save.
+
+    Ids are derived from content keys, so only changed images are added or removed: nothing is rebuilt.
+    """
+    location = location or index_location(collection, backend)
+    ids, first = np.unique(index_backends.keys_to_ids(collection.keys), return_index=True)
+    dim = collection.vectors.shape[1]
+    if backend == "milvus":
+        options.setdefault("uri", str(location / "milvus.db"))
+        options.setdefault("collection", "lookalike_" + location.name.replace("-", "_"))
+    if (location / index_backends.META_FILE).exists() and index_backends.read_meta(location)["dim"] == dim:
+        index = index_backends.load_index(location, **options)
+    else:
+        if backend == "faiss":
+            options.setdefault("expected_size", len(ids))
+        location.mkdir(parents=True, exist_ok=True)
+        index = index_backends.make_index(backend, dim, **options)
+    present = index.ids()
+    new = ~np.isin(ids, present)
+    index.remove(np.setdiff1d(present, ids))
+    index.add(ids[new], collection.vectors[first[new]])
+    index.save(location)
+    return index
+
+
+def rank_with_index(
+    collection: Collection, index: index_backends.VectorIndex, query: np.ndarray, k: int
+) -> list[SearchResult]:
+    """``rank`` through a backend index (files with identical content share one entry)."""
+    ids, scores = index.search(query, k)
+    where = dict(zip(index_backends.keys_to_ids(collection.keys).tolist(), range(len(collection)), strict=False))
+    found = [(where[i], s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True) if i in where]
+    return [SearchResult(path=collection.paths[i], score=float(s), rank=r + 1) for r, (i, s) in enumerate(found)]
+
+
 # ---------------------------------------------------------------------------------------------
 # 2-D maps
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +453,7 @@ def cached_map(vectors: np.ndarray, model_id: str, root: Path | None = None, see
             coords = data["coords"]
         if coords.shape == (len(vectors), 2) and np.isfinite(coords).all():
             return coords
-    except Exception:  # noqa: BLE001 - missing or damaged: compute again
+    except Exception:
         pass
     coords = project_2d(vectors, seed)
     utils.save_npz_atomic(path, coords=coords)
@@ -541,8 +604,33 @@ def default_embedder() -> Embedder:
     return style_transfer.StyleModel.load()
 
 
+def _index_with_engine(args: argparse.Namespace) -> Collection:
+    progress = utils.progress_printer("Embedding")
+    if getattr(args, "engine", "local") != "ray":
+        return index_folder(args.folder, default_embedder(), progress=progress)
+    import functools
+
+    import ray_engine
+    import style_transfer
+
+    config = style_transfer.StyleConfig()
+    factory = functools.partial(style_transfer.StyleModel.load, config)
+    model_id = config.model_id(utils.weights_label())
+    return ray_engine.index_folder_ray(args.folder, factory, model_id, address=args.ray_address, progress=progress)
+
+
+def _backend_index(args: argparse.Namespace, collection: Collection) -> index_backends.VectorIndex | None:
+    if not getattr(args, "backend", None) or len(collection) == 0:
+        return None
+    options = {"uri": args.milvus_uri} if args.backend == "milvus" and args.milvus_uri else {}
+    index = sync_index(collection, args.backend, **options)
+    print(f"{args.backend} index of {len(index)} vectors at {index_location(collection, args.backend)}")
+    return index
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
-    collection = index_folder(args.folder, default_embedder(), progress=utils.progress_printer("Embedding"))
+    collection = _index_with_engine(args)
+    _backend_index(args, collection)
     stats = collection.stats
     print(
         f"{len(collection)} images indexed in {stats.seconds:.1f} s: "
@@ -556,7 +644,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     embedder = default_embedder()
     collection = index_folder(args.folder, embedder, progress=utils.progress_printer("Embedding"))
-    results = search_by_style(utils.load_image(args.image), collection, embedder, k=args.k)
+    index = _backend_index(args, collection)
+    if index is None:
+        results = search_by_style(utils.load_image(args.image), collection, embedder, k=args.k)
+    else:
+        query = embedder.embed([embedder.prepare(utils.load_image(args.image))])[0]
+        results = rank_with_index(collection, index, query, args.k)
     for result in results:
         print(f"{result.rank:3d}  {result.score:.4f}  {result.path}")
     return 0
@@ -587,10 +680,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     index = commands.add_parser("index", help="embed a folder (incrementally) and cache the vectors")
     index.add_argument("folder", nargs="?", default=str(DEFAULT_COLLECTION))
+    index.add_argument("--engine", choices=["local", "ray"], default="local", help="embed here, or with Ray Data")
+    index.add_argument("--ray-address", help="a Ray cluster address (default: a local Ray instance)")
     search = commands.add_parser("search", help="rank a folder by style similarity to an image")
     search.add_argument("image")
     search.add_argument("--folder", default=str(DEFAULT_COLLECTION))
     search.add_argument("-k", type=int, default=5)
+    for command in (index, search):
+        command.add_argument("--backend", choices=sorted(index_backends.BACKENDS), help="also keep a saved index")
+        command.add_argument("--milvus-uri", help="Milvus server URI or Milvus Lite file (default: next to the cache)")
     evaluate = commands.add_parser("evaluate", help="leave-one-out P@1, P@5 and mAP with labelled images")
     evaluate.add_argument("folder")
     evaluate.add_argument("--csv", type=Path, help="CSV of file,label (default: label = file-name prefix)")
