@@ -15,6 +15,19 @@ import utils
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
 
+def freeze_loaded_objects() -> None:
+    """Move everything allocated so far (models, graphs) out of the garbage collector's view.
+
+    Streamlit runs a full garbage collection after every script run (and Keras' ``clear_session``
+    another); with TensorFlow's large object graphs each takes most of a second. Frozen objects
+    are skipped, so call this once after loading a model.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def random_weights_banner() -> None:
     """A visible warning whenever the models run on random weights."""
     if utils.get_settings().random_weights:

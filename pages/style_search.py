@@ -26,7 +26,9 @@ MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hove
 def load_style_model():
     import style_transfer
 
-    return style_transfer.StyleModel.load()
+    model = style_transfer.StyleModel.load()
+    ui.freeze_loaded_objects()
+    return model
 
 
 @st.cache_resource
@@ -132,7 +134,8 @@ def show_collection_summary(collection: image_search.Collection) -> None:
 def search_form(model, collection: image_search.Collection) -> None:
     """Uploader, k slider and the search button; runs the model only when the button is clicked."""
     uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
-    k = st.slider("Number of results (k)", 1, min(24, max(1, len(collection))), min(6, len(collection)))
+    most = min(24, len(collection))  # a slider needs min < max: one image means one result
+    k = st.slider("Number of results (k)", 1, most, min(6, most)) if most > 1 else 1
     if st.button("Search for Similar Images", type="primary"):
         image = ui.read_upload(uploaded)
         if uploaded is None:
@@ -144,6 +147,8 @@ def search_form(model, collection: image_search.Collection) -> None:
                 "query_vector": query,
                 "collection_key": (str(collection.folder), collection.model_id),
             }
+        else:  # the message above is the answer: results of an earlier image would look like this one's
+            st.session_state.pop("style_search", None)
     st.session_state["style_k"] = k
 
 
@@ -211,15 +216,24 @@ def show_style_map(collection: image_search.Collection, search: dict | None, cap
     st.plotly_chart(figure, width="stretch")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def thumbnail_uris(paths: tuple[str, ...]) -> list[str | None]:
+    """Small JPEG data URIs of the map's images, computed once per collection."""
+    thumbs = [ui.file_thumbnail(Path(path), 96) for path in paths]
+    return [ui.data_uri(thumb, 64) if thumb is not None else None for thumb in thumbs]
+
+
 def add_thumbnail_markers(figure, coords: np.ndarray, paths: list[Path]) -> None:
     """Draw each image's thumbnail at its place on the map."""
     span = float(np.ptp(coords, axis=0).max()) or 1.0
     size = span / max(8.0, np.sqrt(len(paths)) * 1.6)
-    for (x, y), path in zip(coords, paths, strict=True):
-        thumb = ui.file_thumbnail(path, 96)
-        if thumb is not None:
-            figure.add_layout_image(source=ui.data_uri(thumb, 64), x=x, y=y, xref="x", yref="y",
-                                    sizex=size, sizey=size, xanchor="center", yanchor="middle", layer="above")
+    images = [
+        {"source": uri, "x": x, "y": y, "xref": "x", "yref": "y", "sizex": size, "sizey": size,
+         "xanchor": "center", "yanchor": "middle", "layer": "above"}
+        for (x, y), uri in zip(coords.tolist(), thumbnail_uris(tuple(map(str, paths))), strict=True)
+        if uri is not None
+    ]
+    figure.update_layout(images=images)
 
 
 # ---------------------------------------------------------------------------------------------
