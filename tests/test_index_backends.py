@@ -170,7 +170,8 @@ def test_faiss_kind_and_backend_choice():
     assert index_backends.choose_backend(100_000) == "exact"
     assert index_backends.choose_backend(1_000_000) == "faiss"
     assert index_backends.choose_backend(10**9) == "milvus"
-    assert index_backends.choose_faiss_kind(1_000_000) == "hnsw"
+    assert index_backends.choose_faiss_kind(100_000) == "hnsw"
+    assert index_backends.choose_faiss_kind(1_000_000) == "ivf"
     assert index_backends.choose_faiss_kind(50_000_000) == "ivf"
     assert 64 <= index_backends.choose_nlist(10_000_000) <= 16384
     assert isinstance(index_backends.make_index("auto", 8, expected_size=10), index_backends.ExactIndex)
@@ -292,3 +293,15 @@ def test_ray_engine_writes_the_same_vectors(small_folder, tmp_path):
     np.testing.assert_allclose(collection.vectors, plain.vectors, atol=1e-6)
     fresh = image_search.EmbeddingCache(TinyEmbedder.model_id, root=tmp_path / "b")
     assert len(fresh) == 10 and list(fresh.folder.glob("shard-*.npz"))
+
+
+@pytest.mark.parametrize("backend", ["exact", "faiss"])
+def test_cli_index_and_search_with_a_backend(backend, small_folder, monkeypatch, capsys):
+    monkeypatch.setattr(image_search, "default_embedder", TinyEmbedder)
+    assert image_search.main(["index", str(small_folder), "--backend", backend]) == 0
+    assert f"{backend} index of 10 vectors" in capsys.readouterr().out
+    query = small_folder / "s_cubism-03.jpg"
+    assert image_search.main(["search", str(query), "--folder", str(small_folder), "--backend", backend, "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-3].split()[0] == "1" and lines[-3].endswith(str(query))
+    assert float(lines[-3].split()[1]) == pytest.approx(1.0, abs=1e-4)
