@@ -239,9 +239,10 @@ class FileHashes:
 PathResult = tuple[Path, str, "np.ndarray | Exception | None"]
 
 
-def _prefetch(function: Callable[[Path], PathResult], items: Iterable[Path], workers: int) -> Iterator[PathResult]:
-    """``map(function, items)`` in threads, in order, with bounded read-ahead (Pillow and hashing release the GIL)."""
-    window = max(1, workers) * 4
+def _prefetch(
+    function: Callable[[Path], PathResult], items: Iterable[Path], workers: int, window: int
+) -> Iterator[PathResult]:
+    """``map(function, items)`` in threads, in order, at most ``window`` ahead (Pillow and hashing release the GIL)."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures: deque = deque()
         for item in items:
@@ -310,7 +311,9 @@ def index_folder(
 
     if progress:
         progress(0, total)
-    for done, (path, key, prepared) in enumerate(_prefetch(key_and_prepare, _collection_files(folder), workers), 1):
+    # Read ahead two batches, so the threads keep decoding while the model embeds one.
+    ahead = _prefetch(key_and_prepare, _collection_files(folder), workers, window=max(2 * batch_size, 4 * workers))
+    for done, (path, key, prepared) in enumerate(ahead, 1):
         if isinstance(prepared, Exception):
             skipped.append((path, str(prepared)))
         else:
