@@ -1,0 +1,53 @@
+"""Steps a person takes in the browser, shared by the page tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Generous: the CI machine has 2 cores and may be busy; model work on random weights takes seconds.
+STEP_TIMEOUT_MS = 120_000
+# Indexing a folder embeds every image once: about 15 s for 32 paintings on 2 idle cores, far more on busy ones.
+INDEX_TIMEOUT_MS = 360_000
+
+
+def wait_idle(page: Page) -> None:
+    """Wait until the script run triggered by the last action has finished."""
+    # The state attribute can lag a click by a moment; give the run a chance to start first.
+    page.wait_for_timeout(300)
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_be_attached()
+
+
+def open_tool(page: Page, base_url: str, link: str, heading: str) -> None:
+    """Open the home page, then the tool from the navigation in the sidebar."""
+    page.goto(base_url)
+    expect(page.get_by_role("heading", name="Lookalike")).to_be_visible()
+    page.get_by_role("link", name=link).click()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+
+
+def upload(page: Page, files, index: int = 0) -> None:
+    """Give the page's uploader a file (a path, or a dict with name, mimeType and buffer); wait until sent.
+
+    A click while the upload is still running is lost, so wait for this file's chip, the end of the
+    upload spinner and the end of the script run that the upload starts.
+    """
+    uploader = page.get_by_test_id("stFileUploader").nth(index)
+    uploader.locator('input[type="file"]').set_input_files(files)
+    name = files["name"] if isinstance(files, dict) else Path(files).name
+    expect(uploader.get_by_test_id("stFileChipName")).to_have_text(name)
+    expect(page.get_by_test_id("stFileChipIconSpinner")).to_have_count(0)
+    wait_idle(page)
+
+
+def no_exception(page: Page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,191 @@
+"""Style Search in a real browser: index a folder, search it, survive bad uploads, serve four users at once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bad_images import bad_inputs
+from e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, wait_idle
+from playwright.sync_api import BrowserContext, Page, expect
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+PAINTINGS = ROOT.parent / "shared" / "data" / "images-by-style"  # 32 paintings, read in place
+SEARCH = "Search for Similar Images"
+CAPTION = re.compile(r"^#(\d+) · similarity (-?\d\.\d{3})$")
+
+
+def open_style_search(page: Page, base_url: str, folder: Path = PAINTINGS) -> None:
+    """Home -> Style Search -> "Another folder…" pointed at ``folder``; waits for the index."""
+    open_tool(page, base_url, "Style Search", "Style Search")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Another folder…").click()
+    box = sidebar.get_by_label("Folder to index")
+    box.fill(str(folder))
+    box.press("Enter")
+    count = len(list(folder.glob("*.jpg")))
+    expect(sidebar.get_by_text(re.compile(rf"^{count} images indexed"))).to_be_visible(timeout=INDEX_TIMEOUT_MS)
+    wait_idle(page)
+    expect(page.get_by_role("button", name=SEARCH)).to_be_visible()
+
+
+def result_captions(page: Page) -> list[str]:
+    """The captions under the result thumbnails, in rank order."""
+    texts = [t.strip() for t in page.get_by_test_id("stImage").all_inner_texts()]
+    found = [t for t in texts if CAPTION.match(t)]
+    return sorted(found, key=lambda t: int(CAPTION.match(t).group(1)))
+
+
+def result_card(page: Page, rank: int):
+    """The bordered card of one result: its thumbnail, score, caption and button."""
+    others = re.compile(rf"#(?!{rank} )\d+ · similarity")
+    blocks = page.get_by_test_id("stMain").get_by_test_id("stVerticalBlock")
+    return blocks.filter(has_text=f"#{rank} · similarity").filter(has_not_text=others).last
+
+
+def reference_src(page: Page) -> str | None:
+    reference = page.get_by_test_id("stImage").filter(has_text="Your reference image").locator("img")
+    return reference.get_attribute("src") if reference.count() else None
+
+
+def search(page: Page) -> None:
+    page.get_by_role("button", name=SEARCH).click()
+    wait_idle(page)
+
+
+def check_results(page: Page, painting: Path, k: int = 6) -> list[float]:
+    """What a person checks: k results plus the reference, ranks 1..k, scores falling, the painting itself first."""
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_role("heading", name=f"{k} most similar in style")).to_be_visible()
+    expect(main.get_by_test_id("stImage").locator("img")).to_have_count(k + 1)  # k results + the reference
+    expect(main.get_by_text("Your reference image")).to_be_visible()
+    captions = result_captions(page)
+    assert [int(CAPTION.match(c).group(1)) for c in captions] == list(range(1, k + 1)), captions
+    scores = [float(CAPTION.match(c).group(2)) for c in captions]
+    assert scores == sorted(scores, reverse=True), scores
+    assert all(-1.0 <= s <= 1.0 for s in scores), scores
+    # The uploaded painting is in the collection: it must come first, with a similarity of 1.
+    assert scores[0] >= 0.999, scores
+    expect(result_card(page, 1)).to_contain_text(painting.stem.replace("_", " "))
+    return scores
+
+
+def check_style_map(page: Page) -> None:
+    chart = page.get_by_test_id("stPlotlyChart")
+    expect(chart).to_have_count(1)
+    expect(chart).to_contain_text("Style map of 32 images")
+    expect(chart).to_contain_text("your image")  # the query's star on the map
+
+
+def random_weights_warning(page: Page):
+    return page.get_by_test_id("stAlertContentWarning").filter(has_text="random weights").first
+
+
+# ---------------------------------------------------------------------------------------------
+# One person, one page
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def style_page(browser, browser_context_args, app_server) -> Page:
+    """A Style Search page with the 32 paintings indexed, kept open for this module's tests."""
+    context: BrowserContext = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    open_style_search(page, app_server)
+    yield page
+    context.close()
+
+
+def test_search_shows_ranked_paintings_and_style_map(style_page: Page):
+    page = style_page
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("files skipped")).to_have_count(0)  # 32 good paintings: nothing skipped
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)  # the map is there before any search
+    painting = PAINTINGS / "s_cubism-03.jpg"
+    upload(page, str(painting))
+    search(page)
+    no_exception(page)
+    check_results(page, painting)
+    check_style_map(page)
+    expect(random_weights_warning(page)).to_be_visible()
+    screenshot(page, "style-search-results")
+
+    # Fewer results on request: the slider changes the grid without a new upload.
+    slider = page.get_by_test_id("stSlider").get_by_role("slider")
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowLeft")
+    wait_idle(page)
+    check_results(page, painting, k=3)
+
+
+def test_every_bad_input_gives_a_result_or_one_message(style_page: Page):
+    """The 13 odd and broken files, one after another in the same page; the page survives each."""
+    page = style_page
+    for item in bad_inputs():
+        before = reference_src(page)
+        upload(page, {"name": item.name, "mimeType": item.mime, "buffer": item.data})
+        search(page)
+        no_exception(page)
+        errors = page.get_by_test_id("stAlertContentError")
+        if item.usable:
+            expect(errors, f"{item.name} should be usable").to_have_count(0)
+            expect(page.get_by_text("Your reference image")).to_be_visible()
+            assert reference_src(page) not in (None, before), f"{item.name}: the results were not refreshed"
+            assert len(result_captions(page)) >= 1, item.name
+        else:
+            expect(errors, f"{item.name} should give one message").to_have_count(1)
+            expect(errors).to_contain_text("This upload can't be used")
+            # No stale results under the message: they would look like results for the bad file.
+            expect(page.get_by_text("Your reference image")).to_have_count(0)
+            if item.name == "bomb.png":
+                screenshot(page, "style-search-bad-input")
+    # Above the upload limit of .streamlit/config.toml: the browser refuses the file with a message.
+    too_big = {"name": "huge.png", "mimeType": "image/png", "buffer": b"\x89PNG" + bytes(26 * 1024 * 1024)}
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(too_big)
+    expect(page.get_by_test_id("stFileUploader")).to_contain_text(re.compile(r"must be 25(\.0)?\s?MB or smaller"))
+    wait_idle(page)
+    no_exception(page)
+    screenshot(page, "style-search-too-big")
+    # Still usable: a real painting afterwards gives normal results.
+    painting = PAINTINGS / "s_impressionist-07.jpg"
+    upload(page, str(painting))
+    search(page)
+    no_exception(page)
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    assert result_captions(page), "no results after the bad inputs"
+    expect(result_card(page, 1)).to_contain_text("s impressionist-07")
+
+
+# ---------------------------------------------------------------------------------------------
+# Four people at once
+# ---------------------------------------------------------------------------------------------
+
+
+def test_four_users_search_at_the_same_time(browser, browser_context_args, app_server):
+    """Four sessions send their searches together; each gets its own painting first, nothing mixed up."""
+    paintings = [PAINTINGS / name for name in
+                 ("s_cubism-05.jpg", "s_impressionist-02.jpg", "s_cubism-14.jpg", "s_impressionist-11.jpg")]
+    contexts = [browser.new_context(**browser_context_args) for _ in paintings]
+    pages = [context.new_page() for context in contexts]
+    try:
+        for page, painting in zip(pages, paintings, strict=True):
+            open_style_search(page, app_server)
+            upload(page, str(painting))
+        for page in pages:  # all four clicks go out before any result is awaited
+            page.get_by_role("button", name=SEARCH).click()
+        for number, (page, painting) in enumerate(zip(pages, paintings, strict=True), start=1):
+            wait_idle(page)
+            no_exception(page)
+            check_results(page, painting)
+            screenshot(page, f"style-search-user-{number}")
+    except BaseException:
+        for number, page in enumerate(pages, start=1):
+            screenshot(page, f"failed-style-search-user-{number}")
+        raise
+    finally:
+        for context in contexts:
+            context.close()
