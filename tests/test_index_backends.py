@@ -305,3 +305,33 @@ def test_cli_index_and_search_with_a_backend(backend, small_folder, monkeypatch,
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-3].split()[0] == "1" and lines[-3].endswith(str(query))
     assert float(lines[-3].split()[1]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_index_folder_embeds_while_still_listing(tmp_path, monkeypatch, cache_root):
+    from PIL import Image
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(folder / f"img-{i:03d}.png")
+    listed: list[int] = []
+    real_list_images = utils.list_images
+
+    def counting(path):
+        for item in real_list_images(path):
+            listed.append(1)
+            yield item
+
+    monkeypatch.setattr(utils, "list_images", counting)
+    first_embed: list[int] = []
+
+    class Recording(TinyEmbedder):
+        def embed(self, images):
+            first_embed.append(len(listed))
+            return super().embed(images)
+
+    collection = image_search.index_folder(folder, Recording(), cache=image_search.EmbeddingCache(
+        TinyEmbedder.model_id, root=cache_root), batch_size=4, workers=2)
+    assert len(collection) == 60
+    assert first_embed[0] <= 4 + 8 + 1, "the first batch is embedded after a bounded read-ahead, not the whole listing"
