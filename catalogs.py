@@ -369,7 +369,7 @@ def to_fashion_mnist(rgb: np.ndarray) -> Preprocessed:
     if float(np.median(_border(grey))) > 127:
         grey = 255.0 - grey
         steps.append(("inverted (catalog items are light on black)", grey.astype(np.uint8)))
-    background = float(np.median(_border(grey)))
+    background = float(np.percentile(_border(grey), 90))  # most of an uneven backdrop goes to black
     grey = np.clip((grey - background) / max(255.0 - background, 1.0) * 255.0, 0, 255)
     box = _bounding_box(grey > 40)
     if box is not None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import catalogs
-from utils import MODELS_DIR, count_inference, count_load, file_sha256, write_text_atomic
+from utils import MODELS_DIR, ImageError, count_inference, count_load, file_sha256, write_text_atomic
 
 WEIGHTS_FILE = "vae.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -72,12 +72,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {
         "image_shape": (28, 28, 1),
         "latent_dim": 32,
-        "beta": 0.5,
+        "beta": 0.2,
         "filters": (32, 64),
         "dense_units": 256,
         "decoder_filters": (32, 16),
         "augment": False,
-        "epochs": 20,
+        "epochs": 15,
         "batch_size": 128,
     },
     "furniture": {
@@ -160,6 +160,11 @@ def _layers() -> dict[str, type]:
             self.total_loss_tracker = keras.metrics.Mean(name="loss")
             self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
             self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+        def build(self, input_shape: Any) -> None:
+            if self.augmenter is not None:
+                self.augmenter.build(input_shape)
+            self.built = True
 
         @property
         def metrics(self) -> list[Any]:
@@ -598,9 +603,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help="train a VAE on a catalog and save it in models/")
     train_parser.add_argument("--data", choices=catalogs.DATASETS, required=True)
-    train_parser.add_argument("--epochs", type=int, help="default: 20 (fashion-mnist), 80 (furniture)")
+    train_parser.add_argument("--epochs", type=int, help="default: 15 (fashion-mnist), 80 (furniture)")
     train_parser.add_argument("--latent", type=int, help="latent size (default 32)")
-    train_parser.add_argument("--beta", type=float, help="weight of the KL term (default 0.5)")
+    train_parser.add_argument("--beta", type=float, help="weight of the KL term (default 0.2 for fashion-mnist, 0.5 for furniture)")
     search_parser = sub.add_parser("search", help="find the catalog items that look most like an image")
     search_parser.add_argument("image")
     search_parser.add_argument("--data", choices=catalogs.DATASETS, required=True)
@@ -622,16 +627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             checkpoint = load_checkpoint(args.data)
             print(json.dumps(retrieval_score(checkpoint.model, args.data)))
-    except (ModelMissing, catalogs.CatalogError) as error:
+    except (ModelMissing, catalogs.CatalogError, ImageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:
-        from utils import ImageError
-
-        if isinstance(error, ImageError):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
     return 0
 
 

@@ -261,7 +261,6 @@ def main() -> None:
     except catalogs.CatalogError as error:
         st.error(str(error))
         return
-    get_latents(dataset, checkpoint.model_id)
 
     uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key=f"upload_{dataset}")
     k = st.slider("Number of results", 1, 30, 10, key=f"k_{dataset}")
@@ -277,7 +276,8 @@ def main() -> None:
     if result is not None:
         show_query(result)
         show_results(result, catalog)
-    show_map(dataset, catalog, result)
+    if st.toggle("Show the latent map (t-SNE, drawn once per model and cached)", key=f"map_{dataset}"):
+        show_map(dataset, catalog, result)
     show_generate(dataset)
     show_interpolation(dataset, catalog, result)
     show_about(catalog)

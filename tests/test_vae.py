@@ -259,3 +259,21 @@ def test_page_uploads_searches_and_shows_sorted_results() -> None:
     at.button(key="search_furniture").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "can't be used" in at.error[0].value
+
+
+def test_page_names_the_training_command_when_a_model_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(vae, "MODELS_DIR", tmp_path)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(Path(vae.__file__).parent / "pages" / "visual_search.py"), default_timeout=120)
+        at.run()
+        assert not at.exception
+        assert len(at.error) == 1 and "python vae.py train --data fashion-mnist" in at.error[0].value
+        assert not at.button  # nothing to click without a model
+    finally:
+        st.cache_resource.clear()
