@@ -295,7 +295,10 @@ def test_ray_engine_writes_the_same_vectors(small_folder, tmp_path):
     assert len(fresh) == 10 and list(fresh.folder.glob("shard-*.npz"))
 
 
-@pytest.mark.parametrize("backend", ["exact", "faiss"])
+@pytest.mark.parametrize("backend", [
+    "exact", "faiss",
+    pytest.param("milvus", marks=pytest.mark.skipif(not HAS_MILVUS_LITE, reason="milvus-lite is not installed")),
+])
 def test_cli_index_and_search_with_a_backend(backend, small_folder, monkeypatch, capsys):
     monkeypatch.setattr(image_search, "default_embedder", TinyEmbedder)
     assert image_search.main(["index", str(small_folder), "--backend", backend]) == 0
