@@ -62,13 +62,20 @@ def connect(address: str | None = None, num_cpus: int | None = None, object_stor
         ray.init(address=address, log_to_driver=False)
         return
     paths = [entry for entry in sys.path if entry and os.path.isdir(entry)]
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count(),
-        object_store_memory=object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
-    )
+    for attempt in range(3):  # a busy machine can miss Ray's fixed 30 s start-up deadline
+        try:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count(),
+                object_store_memory=object_store_mb * 1024 * 1024,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
+            )
+            return
+        except Exception as error:
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(error):
+                raise
 
 
 def missing_files(folder: Path, cache: image_search.EmbeddingCache) -> Iterator[tuple[str, str]]:
