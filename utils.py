@@ -110,7 +110,7 @@ def resolve_pretrained_weights(model: str, filename: str, url: str) -> str | Non
         from keras.utils import get_file
 
         return get_file(filename, url, cache_subdir="models")
-    except Exception as error:  # noqa: BLE001 - any failure here means "no weights"
+    except Exception as error:
         raise WeightsUnavailable(model, filename, f"download failed: {type(error).__name__}") from error
 
 
