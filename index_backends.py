@@ -325,6 +325,7 @@ class FaissIndex(VectorIndex):
                     quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
                 )
             sample = first[np.sort(np.random.default_rng(0).permutation(len(first))[: 40 * nlist])]
+            index.cp.niter = 10  # k-means iterations (faiss's default is 25): minutes saved, recall unchanged
             index.train(sample)
             index.nprobe = min(self.options["nprobe"], nlist)
         self.index = index
