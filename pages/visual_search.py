@@ -262,9 +262,9 @@ def main() -> None:
         st.error(str(error))
         return
 
-    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key=f"upload_{dataset}")
-    k = st.slider("Number of results", 1, 30, 10, key=f"k_{dataset}")
-    if st.button("Search for Similar Images", type="primary", key=f"search_{dataset}"):
+    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload")
+    k = st.slider("Number of results", 1, 30, 10, key="k")
+    if st.button("Search for Similar Images", type="primary", key="search"):
         if uploaded is None:
             st.warning("Upload a photo first.")
         elif (image := ui.read_upload(uploaded)) is not None:

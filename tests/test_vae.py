@@ -237,9 +237,9 @@ def test_page_uploads_searches_and_shows_sorted_results() -> None:
     assert not at.exception
     at.radio(key="catalog").set_value("furniture").run()
     assert not at.exception
-    at.file_uploader(key="upload_furniture").set_value(("item.png", _png(enlarged), "image/png"))
-    at.slider(key="k_furniture").set_value(6)
-    at.button(key="search_furniture").click().run()
+    at.file_uploader(key="upload").set_value(("item.png", _png(enlarged), "image/png"))
+    at.slider(key="k").set_value(6)
+    at.button(key="search").click().run()
     assert not at.exception and not at.error
 
     results = [m.value for m in at.markdown if re.match(r"\*\*\d+\. ", m.value)]
@@ -250,13 +250,22 @@ def test_page_uploads_searches_and_shows_sorted_results() -> None:
     assert catalog.captions[query_index] in results[0]  # the item itself comes first
     assert any(caption.value.startswith("by ") for caption in at.caption)  # creator and licence shown
 
+    captions = [caption for image in at.image for caption in image.captions]
+    assert any("reconstruction" in c for c in captions) and any("model input" in c for c in captions)
+
+    at.button(key="generate_furniture").click().run()  # decode 8 draws from the prior
+    assert any(len(image.value) == 8 for image in at.image)
+    at.number_input(key="interp_steps_furniture").set_value(5)
+    at.button(key="interpolate_furniture").click().run()  # a 5-step strip between two items
+    assert not at.exception and any(len(image.value) == 5 for image in at.image)
+
     calls = dict(utils.INFERENCE_CALLS)
     at.run()  # a rerun keeps the results and runs no inference
     assert calls == utils.INFERENCE_CALLS
     assert len([m for m in at.markdown if re.match(r"\*\*\d+\. ", m.value)]) == 6
 
-    at.file_uploader(key="upload_furniture").set_value(("broken.png", b"not an image at all", "image/png"))
-    at.button(key="search_furniture").click().run()
+    at.file_uploader(key="upload").set_value(("broken.png", b"not an image at all", "image/png"))
+    at.button(key="search").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "can't be used" in at.error[0].value
 
