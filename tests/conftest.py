@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,15 @@ def style_model():
 def cache_root(tmp_path: Path) -> Path:
     """A fresh, empty cache folder for tests that count cache hits."""
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def mirror_server():
+    """../shared/data served over loopback HTTP, as a stand-in for the public hosts."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED_DATA))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

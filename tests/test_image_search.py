@@ -189,9 +189,19 @@ def test_retrieval_metrics_against_hand_computed_values():
     assert crossed["P@1"] == 0.0 and crossed["mAP"] == pytest.approx(5 / 12)
 
 
-def test_download_images_by_style_from_a_mirror(tmp_path):
-    saved = image_search.download_images_by_style(tmp_path / "ibs", mirror=str(SHARED_DATA))
-    assert len(saved) == 32 and all(path.stat().st_size > 0 for path in saved)
+def test_download_images_by_style_from_a_mirror(tmp_path, mirror_server):
+    saved = image_search.download_images_by_style(tmp_path / "ibs", mirror=mirror_server)
+    assert len(saved) == 32
+    assert all(path.read_bytes() == (PAINTINGS / path.name).read_bytes() for path in saved)
+    again = image_search.download_images_by_style(tmp_path / "from-folder", mirror=str(SHARED_DATA))
+    assert sorted(p.name for p in again) == sorted(p.name for p in saved)
+
+
+def test_cli_download_honours_the_mirror_variable(tmp_path, mirror_server, monkeypatch, capsys):
+    monkeypatch.setenv("LOOKALIKE_MIRROR", mirror_server)
+    assert image_search.main(["download", "images-by-style", "--to", str(tmp_path)]) == 0
+    assert "32 paintings" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("*.jpg"))) == 32
 
 
 def test_cli_index_and_search_print_counts_and_ranks(folder, capsys, monkeypatch):

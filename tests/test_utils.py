@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -137,18 +134,6 @@ def test_list_images_is_recursive_and_sorted(tmp_path):
     for name in ("b/2.jpg", "1.PNG", "notes.txt", ".hidden.jpg"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in utils.list_images(tmp_path)] == ["1.PNG", "b/2.jpg"]
-
-
-@pytest.fixture(scope="module")
-def mirror_server():
-    """../shared/data served over loopback HTTP, as a stand-in for the public hosts."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED_DATA))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_download_through_http_mirror_checks_the_checksum(mirror_server, tmp_path):
