@@ -353,6 +353,7 @@ def fit(
         validation_data=val_ds,
         epochs=config.epochs,
         verbose=0,
+        shuffle=False,  # the dataset shuffles itself
         callbacks=_callbacks(total, progress, config.max_minutes, config.patience),
     )
     epochs_run = len(history.history["loss"])
@@ -366,6 +367,7 @@ def fit(
             validation_data=val_ds,
             epochs=config.fine_tune_epochs,
             verbose=0,
+            shuffle=False,  # the dataset shuffles itself
             callbacks=_callbacks(total, progress, config.max_minutes, config.patience),
         )
         seen += len(tuned.history["loss"]) * len(train_y)
@@ -648,20 +650,83 @@ def read_evaluation(folder: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def test_split(metadata: dict[str, Any], data: str | None = None, limit: int | None = None) -> TrainingData:
-    """The model's test images, from its own dataset (or ``data`` when given)."""
+def sample_split(
+    metadata: dict[str, Any], split: str = "test", per_class: int | None = None, data: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs and labels of a split of the model's own dataset (or ``data``), ``per_class`` at most.
+
+    Only the chosen images are decoded, so previews of large photo datasets stay cheap.
+    """
     source = data or metadata.get("dataset_path") or metadata["dataset"]
-    if source != FASHION and not Path(source).is_dir():
+    size, classes = int(metadata["input_size"]), list(metadata["classes"])
+    if source == FASHION:
+        return _fashion_split(split, size, classes, per_class)
+    from datasets import scan_class_folders
+
+    if not Path(source).is_dir():
         raise ClassifierError(f"The dataset {source} is not here; pass --data with its folder.")
-    loaded = load_data(source, int(metadata["input_size"]), metadata["classes"], None)
-    if "test" not in loaded.splits:
-        raise ClassifierError(f"{source} has no test split.")
-    images, labels = loaded.splits["test"]
-    if limit and len(labels) > limit:
-        keep = np.linspace(0, len(labels) - 1, limit).round().astype(int)
-        images, labels = images[keep], labels[keep]
-    loaded.splits = {"test": (images, labels)}
-    return loaded
+    items = scan_class_folders(source, classes).splits.get(split)
+    if not items:
+        raise ClassifierError(f"{source} has no {split} images of this model's classes.")
+    chosen = _first_per_class([label for _, label in items], per_class)
+    images, labels = [], []
+    for index in chosen:
+        path, label = items[index]
+        try:
+            images.append(utils.square_image(utils.load_image(path), size))
+            labels.append(label)
+        except utils.ImageError as error:
+            print(f"skipped: {error}", file=sys.stderr)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def _fashion_split(split: str, size: int, classes: list[str], per_class: int | None) -> tuple[np.ndarray, np.ndarray]:
+    from catalogs import FASHION_CLASSES, load_fashion_mnist
+
+    catalog = load_fashion_mnist("test" if split == "test" else "train")
+    chosen = _choose_fashion_classes(list(FASHION_CLASSES), classes)
+    images, labels = _select_classes(catalog.images, catalog.labels, chosen, None)
+    keep = _first_per_class(list(labels), per_class)
+    return np.stack([gray_to_input(image, size) for image in images[keep]]), labels[keep]
+
+
+def _first_per_class(labels: Sequence[int], per_class: int | None) -> np.ndarray:
+    """Indices of the first ``per_class`` items of every label (all when ``per_class`` is None)."""
+    if per_class is None:
+        return np.arange(len(labels))
+    counts: dict[int, int] = {}
+    keep = []
+    for index, label in enumerate(labels):
+        if counts.get(int(label), 0) < per_class:
+            counts[int(label)] = counts.get(int(label), 0) + 1
+            keep.append(index)
+    return np.asarray(keep, dtype=int)
+
+
+class InputEmbedder:
+    """Embeds inputs that are already in the model's domain (dataset images), for the embedding cache."""
+
+    def __init__(self, classifier: Classifier):
+        self.classifier = classifier
+        self.model_id = classifier.model_id + ":inputs"
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.classifier.embed(images)
+
+
+def dataset_embeddings(
+    classifier: Classifier, inputs: np.ndarray, progress: Progress | None = None
+) -> np.ndarray:
+    """32-d embeddings of dataset inputs, through the shared on-disk embedding cache."""
+    import image_search
+
+    keys = [image_search.array_key(image) for image in inputs]
+    return image_search.embed_with_cache(
+        keys, lambda i: inputs[i], InputEmbedder(classifier), batch_size=256, progress=progress
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,7 +750,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         name=args.name,
         models_dir=Path(args.models_dir),
-        command=" ".join(shlex.quote(a) for a in ["python", "classifier.py", *sys.argv[1:]]),
+        command=" ".join(shlex.quote(a) for a in ["python", "classifier.py", *args.argv]),
     )
     train(config, utils.progress_printer("training"))
     return 0
@@ -693,8 +758,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
-    data = test_split(classifier.metadata, args.data)
-    report = evaluate(classifier, *data.splits["test"])
+    report = evaluate(classifier, *sample_split(classifier.metadata, "test", data=args.data))
     write_evaluation(classifier.folder, report)
     print(format_report(report))
     print(f"\nconfusion matrix saved to {classifier.folder / CONFUSION_FILE}")
@@ -766,7 +830,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from datasets import DatasetError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ClassifierError, DatasetError, utils.ImageError, utils.WeightsUnavailable, utils.DownloadError) as error:
