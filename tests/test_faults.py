@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -271,3 +272,19 @@ def test_style_model_loads_once_for_many_sessions(four_paintings: Path):
         upload_and_search(at, painting.name, painting.read_bytes(), "image/jpeg")
         assert not at.exception and result_captions(at)[0].startswith("#1 · similarity 1.00")
     assert utils.LOAD_COUNTS["vgg19"] - before == 1
+
+
+def test_diagnostics_readout_is_opt_in_and_counts_loads(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import diagnostics
+
+    script = "import diagnostics\ndiagnostics.render_diagnostics()\n"
+    monkeypatch.delenv(diagnostics.ENV, raising=False)
+    at = AppTest.from_string(script).run()
+    assert not at.exception and len(at.sidebar.caption) == 0
+    monkeypatch.setenv(diagnostics.ENV, "1")
+    monkeypatch.setitem(utils.LOAD_COUNTS, "vgg19", 1)
+    at = AppTest.from_string(script).run()
+    (line,) = [c.value for c in at.sidebar.caption]
+    assert f"pid {os.getpid()}" in line and "vgg19=1" in line, line

@@ -97,7 +97,7 @@ def app_server() -> str:
     """Start ``streamlit run app.py`` on a free port; yields its base URL; stops it at the end."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    env = {**os.environ, "LOOKALIKE_WEIGHTS": "random", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LOOKALIKE_WEIGHTS": "random", "LOOKALIKE_DIAGNOSTICS": "1", "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     assert env.get("LOOKALIKE_CACHE"), "tests/conftest.py sets LOOKALIKE_CACHE; the server shares it"
     log = ARTIFACTS / "streamlit-server.log"

@@ -28,16 +28,21 @@ def open_tool(page: Page, base_url: str, link: str, heading: str) -> None:
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
 
-def upload(page: Page, files, index: int = 0) -> None:
-    """Give the page's uploader a file (a path, or a dict with name, mimeType and buffer); wait until sent.
+def uploader(page: Page, label: str):
+    """The file uploader with this label (a page may hold several)."""
+    return page.get_by_test_id("stFileUploader").filter(has=page.get_by_test_id("stWidgetLabel").get_by_text(label))
+
+
+def upload(page: Page, label: str, files) -> None:
+    """Give the uploader ``label`` a file (a path, or a dict with name, mimeType and buffer); wait until sent.
 
     A click while the upload is still running is lost, so wait for this file's chip, the end of the
     upload spinner and the end of the script run that the upload starts.
     """
-    uploader = page.get_by_test_id("stFileUploader").nth(index)
-    uploader.locator('input[type="file"]').set_input_files(files)
+    box = uploader(page, label)
+    box.locator('input[type="file"]').set_input_files(files)
     name = files["name"] if isinstance(files, dict) else Path(files).name
-    expect(uploader.get_by_test_id("stFileChipName")).to_have_text(name)
+    expect(box.locator(f'[data-testid="stFileChipName"][title="{name}"]')).to_have_count(1)
     expect(page.get_by_test_id("stFileChipIconSpinner")).to_have_count(0)
     wait_idle(page)
 
