@@ -123,11 +123,14 @@ class TransferModel:
             dtype: tf.function(
                 lambda x, g, c, w, dtype=dtype: self._loss_and_grad(x, g, c, w, dtype),
                 input_signature=[image, grams, content, weights],
+                autograph=False,
             )
             for dtype in self._cast
         }
         self._targets = {
-            dtype: tf.function(lambda x, dtype=dtype: self._target_graph(x, dtype), input_signature=[image])
+            dtype: tf.function(
+                lambda x, dtype=dtype: self._target_graph(x, dtype), input_signature=[image], autograph=False
+            )
             for dtype in self._cast
         }
 
@@ -422,9 +425,14 @@ def _evaluate(run: Run, image: np.ndarray, target: Target, level: int, best: Bes
 
 
 def optimise_adam(
-    run: Run, start: np.ndarray, target: Target, steps: int, level: int, learning_rate: float = 8.0
-) -> Best:
-    """Adam on pixels (``learning_rate`` in 0–255 pixel units), clipped to [0, 255] after each step."""
+    run: Run, start: np.ndarray, target: Target, steps: int, level: int,
+    learning_rate: float = 8.0, final_ratio: float = 1.0,
+) -> Best:  # fmt: skip
+    """Adam on pixels, clipped to [0, 255] after each step; returns the best image.
+
+    ``learning_rate`` is in grey levels (0–255); it decays exponentially to ``final_ratio`` times itself
+    over the ``steps`` (1.0: constant).
+    """
     image = start.astype(np.float32).copy()
     best = Best(image)
     m, v = np.zeros_like(image), np.zeros_like(image)
@@ -437,7 +445,8 @@ def optimise_adam(
             run.report(level, image.shape[:2], parts, best.image)
             m = beta1 * m + (1 - beta1) * grad
             v = beta2 * v + (1 - beta2) * grad * grad
-            step = learning_rate * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+            rate = learning_rate * final_ratio ** ((t - 1) / max(steps - 1, 1))
+            step = rate * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
             image = np.clip(image - step, 0, 255).astype(np.float32)
     except Cancelled:
         pass
@@ -486,6 +495,8 @@ class Options:
     color_method: str = "luminance"
     optimizer: str = "lbfgs"
     learning_rate: float = 8.0
+    final_lr_ratio: float = 1.0
+    refine_lr_ratio: float = 1.0  # learning rate at the finer pyramid levels, relative to the first
     schedule: tuple[tuple[int, float], ...] = DEFAULT_SCHEDULE
     add_detail: bool = True
     init: str = "content"  # or "noise": seeded uniform noise, as in the original paper
@@ -545,7 +556,8 @@ def run(
             image, level_content, options.add_detail
         )
         target = make_target(model, level_content, resize_long_side(style, max(shape)), options.dtype)
-        optimise = optimise_lbfgs if options.optimizer == "lbfgs" else _adam(options.learning_rate)
+        rate = options.learning_rate * (options.refine_lr_ratio if image is not None else 1.0)
+        optimise = optimise_lbfgs if options.optimizer == "lbfgs" else _adam(rate, options.final_lr_ratio)
         best = optimise(state, start, target, max(steps, 1), level)
         image = best.image
         if state.cancelled:
@@ -565,8 +577,8 @@ def run(
     )
 
 
-def _adam(learning_rate: float) -> Callable[..., Best]:
+def _adam(learning_rate: float, final_ratio: float) -> Callable[..., Best]:
     def optimise(run_state: Run, start: np.ndarray, target: Target, steps: int, level: int) -> Best:
-        return optimise_adam(run_state, start, target, steps, level, learning_rate)
+        return optimise_adam(run_state, start, target, steps, level, learning_rate, final_ratio)
 
     return optimise
