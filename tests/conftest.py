@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import http.server
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -19,7 +21,9 @@ CLOTHING = SHARED_DATA / "clothing-dataset-small"
 
 # Set before any project module reads the settings.
 os.environ["LOOKALIKE_WEIGHTS"] = "random"
-os.environ.setdefault("LOOKALIKE_CACHE", tempfile.mkdtemp(prefix="lookalike-test-cache-"))
+if "LOOKALIKE_CACHE" not in os.environ:
+    os.environ["LOOKALIKE_CACHE"] = _OWN_CACHE = tempfile.mkdtemp(prefix="lookalike-test-cache-")
+    atexit.register(shutil.rmtree, _OWN_CACHE, ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
