@@ -383,7 +383,7 @@ def encode(model: Any, images: np.ndarray, batch_size: int = 1024) -> np.ndarray
         batch = images[start : start + batch_size]
         batch = to_unit(batch) if batch.dtype == np.uint8 else np.asarray(batch, dtype=np.float32)
         count_inference("vae")
-        z_mean, _, _ = model.encoder(batch, training=False)
+        z_mean = model.encoder.predict_on_batch(batch)[0]  # a traced function: ~10× faster than eager
         outputs.append(np.asarray(z_mean, dtype=np.float32))
     if not outputs:
         return np.zeros((0, model.config.latent_dim), dtype=np.float32)
@@ -393,7 +393,7 @@ def encode(model: Any, images: np.ndarray, batch_size: int = 1024) -> np.ndarray
 def decode(model: Any, latents: np.ndarray) -> np.ndarray:
     """Images (uint8) from latent vectors."""
     count_inference("vae")
-    return to_uint8(model.decoder(np.asarray(latents, dtype=np.float32), training=False))
+    return to_uint8(model.decoder.predict_on_batch(np.asarray(latents, dtype=np.float32)))
 
 
 def reconstruct(model: Any, image: np.ndarray) -> np.ndarray:

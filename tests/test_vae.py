@@ -168,15 +168,20 @@ def test_damaged_package_gives_a_clear_message_and_is_skipped(tmp_path: Path) ->
     with zipfile.ZipFile(corrupt_member, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("PluginFurnitureCatalog.properties", "id#1=x\nname#1=Chair\nicon#1=/chair.png\n" * 50)
         archive.writestr("chair.png", b"\x89PNG" + bytes(2000))
+    with zipfile.ZipFile(corrupt_member) as archive:
+        info = archive.getinfo("PluginFurnitureCatalog.properties")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
     data = bytearray(corrupt_member.read_bytes())
-    data[60:400] = bytes(340)  # zero the compressed properties stream
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size  # garble the compressed stream
     corrupt_member.write_bytes(bytes(data))
     with pytest.raises(catalogs.CatalogError, match="Corrupt.sh3f"):
         catalogs.read_sh3f(corrupt_member)
 
     shutil.copy(REALLUSION, tmp_path / "Reallusion.sh3f")
-    with pytest.warns(UserWarning, match="Damaged.sh3f"):
+    with pytest.warns(UserWarning) as warned:
         catalog = catalogs.load_furniture.__wrapped__(tmp_path)
+    messages = " ".join(str(warning.message) for warning in warned)
+    assert "Damaged.sh3f" in messages and "Corrupt.sh3f" in messages
     assert len(catalog) == 25
     assert len(catalog.skipped) == 2
     assert catalog.creators is not None and catalog.licences is not None
