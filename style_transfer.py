@@ -223,7 +223,7 @@ import threading  # noqa: E402 - imports of this section, kept beside it
 from collections.abc import Callable  # noqa: E402
 
 DEFAULT_TRANSFER_SIZE = 512
-DEFAULT_TRANSFER_STEPS = 80
+DEFAULT_TRANSFER_STEPS = 60
 DEFAULT_STRENGTH = 0.5
 MAX_TRANSFER_SIZE = 2048
 _TRANSFER_MODELS: dict[tuple[str, str], object] = {}
@@ -283,7 +283,7 @@ def stylize(
     tv_weight: float = 1.0,
     preserve_colors: bool = False,
     color_method: str = "luminance",
-    optimizer: str = "lbfgs",
+    optimizer: str = "adam",
     coarse_to_fine: bool = True,
     init: str = "content",
     seed: int = 0,
@@ -298,7 +298,8 @@ def stylize(
     * ``strength`` (0–1) scales ``style_weight`` (see :func:`strength_factor`); 0 returns the photo.
     * ``preserve_colors``: keep the photo's colours, by ``color_method`` "luminance" (transfer on
       luminance only, then the photo's chroma) or "histogram" (recolour the painting first).
-    * ``optimizer``: "lbfgs" (default) or "adam"; ``coarse_to_fine``: optimise at 1/4 and 1/2 size first.
+    * ``optimizer``: "adam" (default, learning rate 8 grey levels) or "lbfgs";
+      ``coarse_to_fine``: do half the steps at half resolution first (see ``stylize_engine``).
     * ``progress(info)`` is called after every step with a ``stylize_engine.Progress`` (losses, preview);
       returning ``False`` cancels, as does setting the ``threading.Event`` ``cancel``. A cancelled run
       stops before its next step and returns the best image so far with ``result.cancelled`` set.
@@ -369,11 +370,11 @@ def _parse_args(argv):
     parser.add_argument("style", help="the painting whose style to apply")
     parser.add_argument("-o", "--output", required=True, help="where to write the result (PNG)")
     parser.add_argument("--size", type=int, default=DEFAULT_TRANSFER_SIZE, help="long side in pixels (512)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_TRANSFER_STEPS, help="optimisation steps (80)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_TRANSFER_STEPS, help="optimisation steps (60)")
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="style strength 0–1 (0.5)")
     parser.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours")
     parser.add_argument("--color-method", choices=("luminance", "histogram"), default="luminance")
-    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
     parser.add_argument("--single-scale", action="store_true", help="no coarse-to-fine pyramid")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -412,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.close()
             print(f"error: {error}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            bar.close()
+            print("Interrupted; nothing written.", file=sys.stderr)
+            return 130
     try:
         save_png(result.image, args.output)
     except OSError as error:

@@ -25,6 +25,7 @@ import utils
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
 RESULT_KEY = "style_transfer_result"
 MAX_CONCURRENT = 1  # transfers that may run at once in this process (each one uses every core)
+THUMBNAIL = 200  # px, the chosen painting and photo
 PREVIEW_EVERY_S = 0.5  # the live preview is redrawn at most this often
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
 SOURCE_PRESET, SOURCE_COLLECTION, SOURCE_UPLOAD = "The chosen search result", "The collection", "Upload a painting"
@@ -50,17 +51,15 @@ def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_
             "not a real painting style. Add the ImageNet weights for real results."
         )
     preset = preset_style or _session_preset()
+    errors: list[str] = []
     left, right = st.columns(2)
     with left:
         style_name, style_bytes = _pick_style(style_choices, preset)
+        style_image = _decode_and_show(style_bytes, style_name, errors)
     with right:
         photo_name, photo_bytes = _pick_photo()
+        photo_image = _decode_and_show(photo_bytes, photo_name, errors)
     options = _pick_options()
-    errors, style_image, photo_image = [], None, None
-    if style_bytes is not None:
-        style_image = _decode_or_note(style_bytes, style_name, errors)
-    if photo_bytes is not None:
-        photo_image = _decode_or_note(photo_bytes, photo_name, errors)
     if errors:
         st.error(" ".join(errors))
     ready = style_image is not None and photo_image is not None
@@ -105,12 +104,17 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _decode_or_note(data: bytes, name: str, errors: list[str]) -> np.ndarray | None:
+def _decode_and_show(data: bytes | None, name: str, errors: list[str]) -> np.ndarray | None:
+    """Decode an image and show a thumbnail; a bad one adds a line to ``errors`` (shown once, below)."""
+    if data is None:
+        return None
     try:
-        return _decode(data)
+        image = _decode(data)
     except utils.ImageError as error:
         errors.append(f"{name or 'The file'}: {error}")
         return None
+    st.image(utils.make_thumbnail(image, THUMBNAIL), caption=name, width=THUMBNAIL)
+    return image
 
 
 def _pick_options() -> dict:

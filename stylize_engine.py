@@ -10,10 +10,14 @@ Design in brief
 * Losses are *relative*: each style layer's Gram error is divided by the mean square of its target Gram,
   the content error by the mean square of the target features. Weights therefore mean the same thing with
   ImageNet or random weights, and the default ``style_weight`` / ``content_weight`` ratio is 1.
-* The optimiser is L-BFGS-B (scipy) on pixels in [0, 255], started from the content photo. One *step* is
-  one forward and backward pass through VGG19 (L-BFGS line searches count every evaluation).
-* Coarse to fine: most steps run at 1/4 and 1/2 resolution, where a step costs 1/16 and 1/4 as much, and
-  the upsampled result starts the next level. The final level only has to refine fine texture.
+* The default optimiser is Adam on pixels in [0, 255] with a learning rate of 8 grey levels, started from
+  the content photo. One *step* is one forward and backward pass through VGG19. A projected L-BFGS is
+  available too (``optimizer="lbfgs"``): it is ahead for the first ~20 steps, Adam after ~40 (measured
+  with random weights; scipy's L-BFGS-B was too slow per iteration at these sizes to use).
+* Coarse to fine: half the steps run at half resolution, where a step costs a quarter as much; the result
+  is upsampled, the photo's fine detail lost by the downscale is added back, and the other half refine at
+  full resolution. For the same number of steps this costs ~5/8 of the single-scale time (less with
+  bfloat16 on top), for a final loss about 10% higher than single-scale at the same step count.
 * Each step is one TensorFlow call that releases the GIL; the compiled step function is shared by every
   thread, so concurrent runs need no lock. Progress callbacks see every step and can cancel.
 """
@@ -30,8 +34,9 @@ import numpy as np
 import style_transfer
 import utils
 
-# Steps per pyramid level, as (downscale factor, share of the step budget), coarsest first.
-DEFAULT_SCHEDULE: tuple[tuple[int, float], ...] = ((4, 0.45), (2, 0.35), (1, 0.20))
+# Steps per pyramid level, as (downscale factor, share of the step budget), coarsest first: half the steps
+# at half resolution (each a quarter of the cost), half at full resolution.
+DEFAULT_SCHEDULE: tuple[tuple[int, float], ...] = ((2, 0.5), (1, 0.5))
 MIN_SIDE = 32  # below this VGG19's deepest layers see fewer than 2 × 2 positions
 COLOR_METHODS = ("luminance", "histogram")
 INITS = ("content", "noise")
@@ -493,7 +498,7 @@ class Options:
     weights: Weights = Weights(1.0, 1.0, 1.0)
     preserve_colors: bool = False
     color_method: str = "luminance"
-    optimizer: str = "lbfgs"
+    optimizer: str = "adam"
     learning_rate: float = 8.0
     final_lr_ratio: float = 1.0
     refine_lr_ratio: float = 1.0  # learning rate at the finer pyramid levels, relative to the first

@@ -239,6 +239,19 @@ def test_cli_bad_input_exits_1_without_traceback(tmp_path, capsys, painting):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_cli_missing_weights_exits_1_with_advice(tmp_path, capsys, monkeypatch, painting):
+    from PIL import Image
+
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path / "no-such-weights.h5"))
+    image = tmp_path / "painting.png"
+    Image.fromarray(painting).save(image)
+    code = style_transfer.main([str(image), str(image), "-o", str(tmp_path / "o.png"), "--size", "64"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "error:" in captured.err and "LOOKALIKE_WEIGHTS" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
 # ---------------------------------------------------------------------------------------------
 # The "Apply a style to your photo" section (Streamlit AppTest)
 # ---------------------------------------------------------------------------------------------
