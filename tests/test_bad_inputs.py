@@ -238,12 +238,20 @@ def visual_app(dataset: str) -> AppTest:
     at.session_state["catalog"] = dataset
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    assert len(at.file_uploader) == 1 or len(at.error), [e.value for e in at.error]
     return at
 
 
+def labelled(widgets, label: str):
+    """The one widget with this label (keys are the page's business; labels are what people see)."""
+    matches = [w for w in widgets if w.label == label]
+    assert len(matches) == 1, f"expected one '{label}', found {[w.label for w in widgets]}"
+    return matches[0]
+
+
 def visual_search(at: AppTest, dataset: str, name: str, data: bytes, mime: str) -> AppTest:
-    at.file_uploader(key=f"upload_{dataset}").set_value((name, data, mime))
-    at.button(key=f"search_{dataset}").click()
+    labelled(at.file_uploader, "Upload a photo").set_value((name, data, mime))
+    labelled(at.button, SEARCH).click()
     return at.run()
 
 
@@ -254,7 +262,9 @@ def visual_results(at: AppTest) -> list[str]:
 @pytest.fixture(scope="module")
 def open_visual_page() -> tuple[AppTest, str]:
     dataset = trained_vae_catalog()
-    return visual_app(dataset), dataset
+    at = visual_app(dataset)
+    assert len(at.file_uploader) == 1, [e.value for e in at.error]
+    return at, dataset
 
 
 @pytest.mark.slow
@@ -337,7 +347,7 @@ def open_classifier_page() -> AppTest:
 
 
 def classify(at: AppTest, name: str, data: bytes, mime: str) -> AppTest:
-    return at.file_uploader(key="classifier_upload").set_value((name, data, mime)).run()
+    return labelled(at.file_uploader, "Choose an image").set_value((name, data, mime)).run()
 
 
 def check_prediction(at: AppTest) -> None:

@@ -13,15 +13,17 @@ STEP_TIMEOUT_MS = 120_000
 INDEX_TIMEOUT_MS = 360_000
 
 
-def wait_idle(page: Page) -> None:
+def wait_idle(page: Page, timeout: float | None = None) -> None:
     """Wait until the script run triggered by the last action has finished."""
     # The state attribute can lag a click by a moment; give the run a chance to start first.
     page.wait_for_timeout(300)
-    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_be_attached()
+    idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    expect(idle).to_be_attached(timeout=timeout)
 
 
 def open_tool(page: Page, base_url: str, link: str, heading: str) -> None:
     """Open the home page, then the tool from the navigation in the sidebar."""
+    page.set_default_timeout(STEP_TIMEOUT_MS)  # clicks wait for enabled buttons as long as expect() waits
     page.goto(base_url)
     expect(page.get_by_role("heading", name="Lookalike")).to_be_visible()
     page.get_by_role("link", name=link).click()

@@ -226,6 +226,9 @@ def test_long_style_transfer_does_not_block_another_users_search(browser, browse
 
         open_style_search(painter, app_server)
         painter.get_by_role("tab", name="Apply a style to your photo").click()
+        painter.get_by_text("The collection", exact=True).click()  # the style: a painting of the collection
+        wait_idle(painter)
+        expect(painter.get_by_test_id("stSelectbox").filter(has_text="Painting")).to_be_visible()
         upload(painter, "Your photo", str(sorted(PHOTO.glob("*.jpg"))[0]))
         painter.get_by_text("Options", exact=True).click()
         steps = painter.get_by_test_id("stSlider").filter(has_text="Steps").get_by_role("slider")
