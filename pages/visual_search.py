@@ -150,6 +150,7 @@ def show_results(result: dict[str, Any], catalog: catalogs.Catalog) -> None:
 
 def show_map(dataset: str, catalog: catalogs.Catalog, result: dict[str, Any] | None) -> None:
     """t-SNE of the catalog latents, coloured by category, with the query as a star."""
+    import plotly.express as px
     import plotly.graph_objects as go
 
     import image_search
@@ -157,13 +158,14 @@ def show_map(dataset: str, catalog: catalogs.Catalog, result: dict[str, Any] | N
     checkpoint = get_checkpoint(dataset)
     sample, coords = get_map(dataset, checkpoint.model_id)
     categories = [catalog.category(i) for i in sample]
+    palette = px.colors.qualitative.Dark24  # enough distinct colours for every category
     figure = go.Figure()
-    for category in sorted(set(categories)):
+    for number, category in enumerate(sorted(set(categories))):
         rows = [r for r, c in enumerate(categories) if c == category]
         figure.add_trace(
             go.Scattergl(
                 x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=category,
-                marker={"size": 5, "opacity": 0.7},
+                marker={"size": 5, "opacity": 0.75, "color": palette[number % len(palette)]},
                 text=[caption_of(catalog, int(sample[r])) for r in rows], hoverinfo="text",
             )
         )
