@@ -87,14 +87,14 @@ def collection_status() -> Readiness:
 
 
 def home() -> None:
-    st.title("🔎 Lookalike")
+    st.title(":material/image_search: Lookalike")
     st.caption("Visual search for paintings, photos and products, with real models and on-disk caches.")
     tools = [
-        ("🎨 Style Search", "Find paintings that share an artistic style, using VGG19 Gram-matrix style vectors.",
+        (":material/palette: Style Search", "Find paintings that share an artistic style, using VGG19 Gram-matrix style vectors.",
          "Upload a photo and paint it in a painting's style with neural style transfer."),
-        ("👗 Fashion Classifier", "Upload a photo of a garment and see what it is, with a probability per class.",
+        (":material/checkroom: Fashion Classifier", "Upload a photo of a garment and see what it is, with a probability per class.",
          "An EfficientNetB0 embedding map shows where the photo sits among the training images."),
-        ("🛋️ Visual Search (VAE)", "Upload a product photo and get the closest items of a catalog.",
+        (":material/chair: Visual Search (VAE)", "Upload a product photo and get the closest items of a catalog.",
          "A convolutional VAE's latent space is the index, for Fashion-MNIST and a furniture catalog."),
     ]
     for column, (name, line1, line2) in zip(st.columns(3), tools, strict=True):
@@ -105,20 +105,20 @@ def home() -> None:
     st.subheader("What is ready")
     rows = [weights_status(), collection_status(), *trained_models_status()]
     for row in rows:
-        icon = "✅" if row.ready else "⚠️"
+        icon = ":material/check_circle:" if row.ready else ":material/warning:"
         fix = f" — fix: `{row.fix}`" if row.fix else ""
         st.markdown(f"{icon} **{row.item}**: {row.detail}{fix}")
 
 
 def main() -> None:
-    st.set_page_config(page_title="Lookalike", page_icon="🔎", layout="wide")
+    st.set_page_config(page_title="Lookalike", page_icon=":material/image_search:", layout="wide")
     pages = [
-        st.Page(home, title="Home", icon="🏠", default=True),
-        st.Page(PAGES_DIR / "style_search.py", title="Style Search", icon="🎨"),
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        st.Page(PAGES_DIR / "style_search.py", title="Style Search", icon=":material/palette:"),
     ]
     optional = [
-        ("fashion_classifier.py", "Fashion Classifier", "👗"),
-        ("visual_search.py", "Visual Search (VAE)", "🛋️"),
+        ("fashion_classifier.py", "Fashion Classifier", ":material/checkroom:"),
+        ("visual_search.py", "Visual Search (VAE)", ":material/chair:"),
     ]
     pages += [st.Page(PAGES_DIR / f, title=t, icon=i) for f, t, i in optional if (PAGES_DIR / f).is_file()]
     st.navigation(pages).run()

@@ -34,7 +34,7 @@ def random_weights_banner() -> None:
         st.warning(
             "Running on **random weights** (LOOKALIKE_WEIGHTS=random): results show that the pipeline works, "
             "not real similarity.",
-            icon="⚠️",
+            icon=":material/warning:",
         )
 
 
@@ -45,7 +45,7 @@ def weights_error(error: utils.WeightsUnavailable) -> None:
         f"Download `{error.filename}` and put it in `{utils.MODELS_DIR}/` (or `~/.keras/models/`), "
         "or set `LOOKALIKE_WEIGHTS` to a weights file, then reload this page. "
         "To explore the app without them, start it with `LOOKALIKE_WEIGHTS=random`.",
-        icon="🧱",
+        icon=":material/key_off:",
     )
 
 
@@ -59,7 +59,7 @@ def read_upload(uploaded, max_side: int = utils.DEFAULT_MAX_SIDE) -> np.ndarray 
     try:
         return utils.load_image(uploaded.getvalue(), max_side=max_side)
     except utils.ImageError as error:
-        st.error(f"This upload can't be used: {error} Please choose another image.", icon="🖼️")
+        st.error(f"This upload can't be used: {error} Please choose another image.", icon=":material/broken_image:")
         return None
 
 

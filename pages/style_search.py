@@ -88,7 +88,7 @@ def get_collection(choice: CollectionChoice, model) -> image_search.Collection |
     try:
         folder = utils.check_folder(choice.folder)
     except utils.FolderError as error:
-        st.error(str(error), icon="📁")
+        st.error(str(error), icon=":material/folder_off:")
         return None
     registry, lock = collection_registry()
     key = (str(folder), model.model_id)
@@ -107,7 +107,7 @@ def get_collection(choice: CollectionChoice, model) -> image_search.Collection |
             collection = image_search.index_folder(folder, model, progress=progress)
         except utils.FolderError as error:
             bar.empty()
-            st.error(str(error), icon="📁")
+            st.error(str(error), icon=":material/folder_off:")
             return None
         bar.empty()
         registry[key] = collection
@@ -121,7 +121,7 @@ def show_collection_summary(collection: image_search.Collection) -> None:
         f"{stats.removed} removed) in {stats.seconds:.1f} s"
     )
     if collection.skipped:
-        with st.sidebar.expander(f"⚠️ {len(collection.skipped)} files skipped"):
+        with st.sidebar.expander(f"{len(collection.skipped)} files skipped", icon=":material/warning:"):
             for path, reason in collection.skipped:
                 st.caption(f"**{path.name}**: {reason}")
 
@@ -253,7 +253,7 @@ def style_transfer_tab(collection: image_search.Collection | None, captions: dic
 
 
 def main() -> None:
-    st.title("🎨 Style Search")
+    st.title(":material/palette: Style Search")
     st.caption("Paintings ranked by the similarity of their VGG19 Gram-matrix style vectors.")
     choice = choose_collection()
     try:
