@@ -68,6 +68,14 @@ class VAEConfig:
         )
 
 
+# Why 32 latent dimensions and β = 0.2 for Fashion-MNIST: P@10 of cosine search on z_mean (1,000 test queries
+# against the 60,000 train images) after 6 epochs of the same schedule, measured on this 2-core machine:
+#   latent  2 (original design, β 1, 5 epochs): 0.339     latent 16, β 0.5: 0.810     latent 32, β 0.5: 0.823
+#   latent  8, β 0.5: 0.777                               latent 16, β 0.2: 0.814     latent 32, β 0.2: 0.831
+# Precision still rises from 16 to 32 dimensions, and 32 is the largest power of two that keeps vectors at
+# least 20× smaller than the 784 pixels (≤ 39). A lower β leaves more information in z_mean (KL 42 vs 25 nats)
+# and ranks better; sampling quality suffers a little. Fifteen epochs reach 0.837 (raw pixels: 0.817).
+# Furniture uses the same 32 dimensions; β 0.2 gave no gain there (leave-one-out P@5 0.327 vs 0.331).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {
         "image_shape": (28, 28, 1),
@@ -591,7 +599,8 @@ def search(image_path: str, dataset: str, k: int = 10) -> list[tuple[int, float]
     indices, scores = image_search.top_k(vectors, encode(checkpoint.model, query[None])[0], k)
     results = [(int(i), float(s)) for i, s in zip(indices, scores, strict=True)]
     for rank, (index, score) in enumerate(results, 1):
-        line = f"{rank:3d}. {score:.4f}  #{index}  {catalog.captions[index]}  [{catalog.category(index)}]"
+        name, category = catalog.captions[index], catalog.category(index)
+        line = f"{rank:3d}. {score:.4f}  #{index}  {name}" + (f"  [{category}]" if category != name else "")
         if catalog.creators and catalog.licences:
             line += f"  by {catalog.creators[index]} ({catalog.licences[index]})"
         print(line)
