@@ -448,14 +448,17 @@ def catalog_latents(
 
     keys = [image_search.array_key(image) for image in catalog.images]
     cache = image_search.EmbeddingCache(checkpoint.model_id, root=cache_root)
-    return image_search.embed_with_cache(
+    vectors = image_search.embed_with_cache(
         keys,
         lambda index: catalog.images[index],
         VAEEmbedder(checkpoint),
         cache=cache,
         batch_size=1024,
         progress=progress,
+        checkpoint_every=8192,
     )
+    cache.compact()  # one shard per model after the first build (a no-op when already compact)
+    return vectors
 
 
 # ---------------------------------------------------------------------------------------------
