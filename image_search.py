@@ -361,11 +361,17 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def top_k(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities of the ``k`` rows most similar to ``query``, best first."""
+def top_k(
+    vectors: np.ndarray, query: np.ndarray, k: int, normalized: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` rows most similar to ``query``, best first.
+
+    Pass ``normalized=True`` when the rows are already unit length (as ``Collection.vectors`` are),
+    to skip normalising the whole matrix on every query.
+    """
     if len(vectors) == 0:
         return np.zeros(0, int), np.zeros(0, np.float32)
-    scores = normalize(vectors) @ normalize(query.reshape(1, -1))[0]
+    scores = (vectors if normalized else normalize(vectors)) @ normalize(query.reshape(1, -1))[0]
     k = min(k, len(scores))
     best = np.argpartition(-scores, k - 1)[:k]
     order = best[np.lexsort((best, -scores[best]))]  # by score, ties by index: stable
@@ -388,7 +394,7 @@ def search_by_style(
 
 
 def rank(collection: Collection, query: np.ndarray, k: int) -> list[SearchResult]:
-    indices, scores = top_k(collection.vectors, query, k)
+    indices, scores = top_k(collection.vectors, query, k, normalized=True)
     return [
         SearchResult(path=collection.paths[i], score=float(s), rank=r + 1)
         for r, (i, s) in enumerate(zip(indices, scores, strict=True))

@@ -394,8 +394,8 @@ def progress_printer(label: str) -> Callable[[int, int], None]:
     bar: dict[str, tqdm] = {}
 
     def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, unit="img")
+        if "bar" not in bar:  # start from what was already done (cached), so the rate counts new work only
+            bar["bar"] = tqdm(total=total, initial=done, desc=label, unit="img")
         bar["bar"].total = total
         bar["bar"].n = done
         bar["bar"].refresh()

@@ -54,6 +54,14 @@ def get_latents(dataset: str, model_id: str) -> np.ndarray:
     return vectors
 
 
+@st.cache_resource(show_spinner=False)
+def get_unit_latents(dataset: str, model_id: str) -> np.ndarray:
+    """The catalog's z_mean rows normalised once, so each query ranks with one matrix-vector product."""
+    import image_search
+
+    return image_search.normalize(get_latents(dataset, model_id))
+
+
 @st.cache_data(show_spinner="Drawing the latent map (once; cached on disk)…")
 def get_map(dataset: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
     """A stratified sample of the catalog and its 2-D t-SNE coordinates."""
@@ -77,7 +85,7 @@ def run_search(dataset: str, image: np.ndarray, k: int) -> dict[str, Any]:
     checkpoint = get_checkpoint(dataset)
     prepared = catalogs.to_catalog_domain(image, dataset)
     query = vae.encode(checkpoint.model, prepared.image[None])[0]
-    indices, scores = image_search.top_k(get_latents(dataset, checkpoint.model_id), query, k)
+    indices, scores = image_search.top_k(get_unit_latents(dataset, checkpoint.model_id), query, k, normalized=True)
     return {
         "dataset": dataset,
         "model_id": checkpoint.model_id,
