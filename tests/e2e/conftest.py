@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2e_steps import ARTIFACTS, STEP_TIMEOUT_MS
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium"))
@@ -119,19 +119,13 @@ def app_server() -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    """After a failed browser test, save each page it used, to see what a person would have seen."""
     report = yield
-    if report.when == "call":
-        item.call_failed = report.failed
+    if report.when == "call" and report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, Page) and not value.is_closed():
+                try:
+                    value.screenshot(path=str(ARTIFACTS / f"failed-{item.name}-{name}.png"), full_page=True)
+                except Exception as error:  # a screenshot must never hide the real failure
+                    report.sections.append(("screenshot", f"no screenshot of {name}: {error}"))
     return report
-
-
-@pytest.fixture(autouse=True)
-def screenshot_on_failure(request):
-    """After a failed browser test, save every open page, to see what a person would have seen."""
-    yield
-    if not getattr(request.node, "call_failed", False) or "browser" not in request.fixturenames:
-        return
-    browser = request.getfixturevalue("browser")
-    for c, context in enumerate(browser.contexts):
-        for p, page in enumerate(context.pages):
-            page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}-{c}-{p}.png"), full_page=True)

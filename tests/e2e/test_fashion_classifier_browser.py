@@ -37,7 +37,7 @@ def test_classifier_shows_class_probabilities_and_map(page: Page, app_server: st
     main = page.get_by_test_id("stMain")
     headline = main.get_by_role("heading").filter(has_text=HEADLINE)
     expect(headline).to_have_count(1, timeout=INDEX_TIMEOUT_MS)
-    wait_idle(page)
+    wait_idle(page, timeout=INDEX_TIMEOUT_MS)  # the embedding map is built once per model, then cached
     no_exception(page)
     name, percent = HEADLINE.match(headline.inner_text().strip()).groups()
     assert name in classes and 0 < float(percent) <= 100, (name, percent)

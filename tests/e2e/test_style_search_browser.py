@@ -33,9 +33,14 @@ def open_style_search(page: Page, base_url: str, folder: Path = PAINTINGS) -> No
     expect(page.get_by_role("button", name=SEARCH)).to_be_visible()
 
 
+def search_tab(page: Page):
+    """The "Search by style" tab (the style-transfer tab beside it has images of its own)."""
+    return page.get_by_test_id("stTabPanel").filter(has=page.get_by_role("button", name=SEARCH))
+
+
 def result_captions(page: Page) -> list[str]:
     """The captions under the result thumbnails, in rank order."""
-    texts = [t.strip() for t in page.get_by_test_id("stImage").all_inner_texts()]
+    texts = [t.strip() for t in search_tab(page).get_by_test_id("stImage").all_inner_texts()]
     found = [t for t in texts if CAPTION.match(t)]
     return sorted(found, key=lambda t: int(CAPTION.match(t).group(1)))
 
@@ -43,12 +48,12 @@ def result_captions(page: Page) -> list[str]:
 def result_card(page: Page, rank: int):
     """The bordered card of one result: its thumbnail, score, caption and button."""
     others = re.compile(rf"#(?!{rank} )\d+ · similarity")
-    blocks = page.get_by_test_id("stMain").get_by_test_id("stVerticalBlock")
+    blocks = search_tab(page).get_by_test_id("stVerticalBlock")
     return blocks.filter(has_text=f"#{rank} · similarity").filter(has_not_text=others).last
 
 
 def reference_src(page: Page) -> str | None:
-    reference = page.get_by_test_id("stImage").filter(has_text="Your reference image").locator("img")
+    reference = search_tab(page).get_by_test_id("stImage").filter(has_text="Your reference image").locator("img")
     return reference.get_attribute("src") if reference.count() else None
 
 
@@ -59,7 +64,7 @@ def search(page: Page) -> None:
 
 def check_results(page: Page, painting: Path, k: int = 6) -> list[float]:
     """What a person checks: k results plus the reference, ranks 1..k, scores falling, the painting itself first."""
-    main = page.get_by_test_id("stMain")
+    main = search_tab(page)
     expect(main.get_by_role("heading", name=f"{k} most similar in style")).to_be_visible()
     expect(main.get_by_test_id("stImage").locator("img")).to_have_count(k + 1)  # k results + the reference
     expect(main.get_by_text("Your reference image")).to_be_visible()
