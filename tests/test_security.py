@@ -293,3 +293,38 @@ def test_streamlit_reads_the_upload_limit(monkeypatch):
         assert st_config.get_option("server.maxUploadSize") == expected["maxUploadSize"]
     finally:
         st_config.get_config_options(force_reparse=True)
+
+
+def test_other_uploaders_never_use_the_name_as_a_path(few_paintings: Path, tmp_path: Path, monkeypatch):
+    """The same hostile name through the style-transfer, Visual Search and classifier uploaders."""
+    from test_bad_inputs import CLASSIFIER_PAGE, labelled, visual_app, visual_search
+
+    import classifier
+    import vae
+
+    monkeypatch.chdir(tmp_path)
+    name = "../../etc/passwd.png"
+    data = png_bytes((30, 30, 200), (64, 64))
+    apps = []
+    transfer = style_app(few_paintings)
+    with FileAccess.get() as access:
+        labelled(transfer.file_uploader, "Your photo").set_value((name, data, "image/png")).run()
+    apps.append(("style transfer", transfer, access.touched("passwd")))
+    for dataset in ("fashion-mnist", "furniture"):
+        if (vae.model_dir(dataset) / "metadata.json").is_file():
+            at = visual_app(dataset)
+            with FileAccess.get() as access:
+                visual_search(at, dataset, name, data, "image/png")
+            apps.append(("visual search", at, access.touched("passwd")))
+            break
+    if classifier.list_models(utils.MODELS_DIR):
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(str(CLASSIFIER_PAGE), default_timeout=300).run()
+        with FileAccess.get() as access:
+            labelled(at.file_uploader, "Choose an image").set_value((name, data, "image/png")).run()
+        apps.append(("classifier", at, access.touched("passwd")))
+    for page, at, touched in apps:
+        assert not at.exception and len(at.error) == 0, (page, [e.value for e in at.exception])
+        assert touched == [], (page, touched)
+    assert list(tmp_path.iterdir()) == [] and not Path("/etc/passwd.png").exists()
