@@ -48,12 +48,15 @@ def weights_status() -> Readiness:
 
 def trained_models_status() -> list[Readiness]:
     """The classifier and VAE models in ``models/``, read from their metadata."""
+    import classifier
+
+    classifiers = classifier.list_models()
+    vaes = sorted(p.parent for p in utils.MODELS_DIR.glob("vae-*/metadata.json") if not _is_baseline(p))
     rows = []
-    for kind, pattern, command in (
-        ("Fashion classifier", "classifier-*", "python classifier.py train --data fashion-mnist"),
-        ("VAE catalog model", "vae-*", "python vae.py train --data fashion-mnist|furniture"),
+    for kind, found, command in (
+        ("Fashion classifier", classifiers, "python classifier.py train --data fashion-mnist"),
+        ("VAE catalog model", vaes, "python vae.py train --data fashion-mnist|furniture"),
     ):
-        found = sorted(p.parent for p in utils.MODELS_DIR.glob(f"{pattern}/metadata.json") if not _is_baseline(p))
         if not found:
             rows.append(Readiness(kind, False, "no trained model in models/", command))
         for folder in found:
