@@ -299,7 +299,7 @@ def stylize(
     * ``preserve_colors``: keep the photo's colours, by ``color_method`` "luminance" (transfer on
       luminance only, then the photo's chroma) or "histogram" (recolour the painting first).
     * ``optimizer``: "adam" (default, learning rate 8 grey levels) or "lbfgs";
-      ``coarse_to_fine``: do half the steps at half resolution first (see ``stylize_engine``).
+      ``coarse_to_fine``: do a quarter of the steps at half resolution first (see ``stylize_engine``).
     * ``progress(info)`` is called after every step with a ``stylize_engine.Progress`` (losses, preview);
       returning ``False`` cancels, as does setting the ``threading.Event`` ``cancel``. A cancelled run
       stops before its next step and returns the best image so far with ``result.cancelled`` set.

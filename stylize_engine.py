@@ -14,10 +14,12 @@ Design in brief
   the content photo. One *step* is one forward and backward pass through VGG19. A projected L-BFGS is
   available too (``optimizer="lbfgs"``): it is ahead for the first ~20 steps, Adam after ~40 (measured
   with random weights; scipy's L-BFGS-B was too slow per iteration at these sizes to use).
-* Coarse to fine: half the steps run at half resolution, where a step costs a quarter as much; the result
-  is upsampled, the photo's fine detail lost by the downscale is added back, and the other half refine at
-  full resolution. For the same number of steps this costs ~5/8 of the single-scale time (less with
-  bfloat16 on top), for a final loss about 10% higher than single-scale at the same step count.
+* Coarse to fine: a quarter of the steps run at half resolution, where a step costs a quarter as much;
+  the result is upsampled, the photo's fine detail lost by the downscale is added back, and the other
+  steps refine at full resolution. Measured at 256 px, 60 steps, random weights (loss at full resolution,
+  float32; CPU seconds): single-scale float32 0.0212 / 37 s; single-scale bfloat16 0.0217 / 21 s;
+  this default 0.0229 / 17 s; half the steps at half size 0.0272 / 13 s. Coarse steps are cheap but
+  weaker, so at an equal step count the pyramid costs some loss; at an equal time it wins.
 * Each step is one TensorFlow call that releases the GIL; the compiled step function is shared by every
   thread, so concurrent runs need no lock. Progress callbacks see every step and can cancel.
 """
@@ -34,9 +36,9 @@ import numpy as np
 import style_transfer
 import utils
 
-# Steps per pyramid level, as (downscale factor, share of the step budget), coarsest first: half the steps
-# at half resolution (each a quarter of the cost), half at full resolution.
-DEFAULT_SCHEDULE: tuple[tuple[int, float], ...] = ((2, 0.5), (1, 0.5))
+# Steps per pyramid level, as (downscale factor, share of the step budget), coarsest first: a quarter of
+# the steps at half resolution (each a quarter of the cost), the rest at full resolution.
+DEFAULT_SCHEDULE: tuple[tuple[int, float], ...] = ((2, 0.25), (1, 0.75))
 MIN_SIDE = 32  # below this VGG19's deepest layers see fewer than 2 × 2 positions
 COLOR_METHODS = ("luminance", "histogram")
 INITS = ("content", "noise")
