@@ -392,31 +392,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
     import time
 
-    from tqdm import tqdm
-
     args = _parse_args(argv)
     started = time.perf_counter()
-    with tqdm(total=args.steps, desc="Stylising", unit="step") as bar:
-
-        def progress(info) -> None:
-            bar.update(info.step - bar.n)
-            bar.set_postfix(size=f"{info.shape[1]}×{info.shape[0]}", loss=f"{info.losses.total:.4g}")
-
-        try:
-            result = stylize(
-                args.content, args.style, size=args.size, steps=args.steps, strength=args.strength,
-                preserve_colors=args.preserve_colors, color_method=args.color_method,
-                optimizer=args.optimizer, coarse_to_fine=not args.single_scale, seed=args.seed,
-                progress=progress,
-            )  # fmt: skip
-        except (utils.ImageError, utils.WeightsUnavailable) as error:
-            bar.close()
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            bar.close()
-            print("Interrupted; nothing written.", file=sys.stderr)
-            return 130
+    try:
+        content, style = as_rgb_image(args.content, "content"), as_rgb_image(args.style, "style")
+        model = transfer_model()
+        result = _run_with_bar(args, content, style, model)
+    except (utils.ImageError, utils.WeightsUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted; nothing written.", file=sys.stderr)
+        return 130
     try:
         save_png(result.image, args.output)
     except OSError as error:
@@ -425,11 +412,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     losses = result.losses
     height, width = result.image.shape[:2]
     print(
-        f"Wrote {args.output} ({width}×{height}) in {time.perf_counter() - started:.1f} s, {result.steps} steps. "
+        f"Wrote {args.output} ({width}×{height}) in {time.perf_counter() - started:.1f} s "
+        f"({result.seconds:.1f} s optimising, {result.steps} steps). "
         f"Final losses: style {losses.style:.4g}, content {losses.content:.4g}, "
         f"total variation {losses.tv:.4g}, total {losses.total:.4g}."
     )
     return 0
+
+
+def _run_with_bar(args, content: np.ndarray, style: np.ndarray, model):
+    """``stylize`` with the CLI's options and a tqdm bar that shows the level size and the loss."""
+    from tqdm import tqdm
+
+    with tqdm(total=args.steps, desc="Stylising", unit="step") as bar:
+
+        def progress(info) -> None:
+            bar.update(info.step - bar.n)
+            bar.set_postfix(size=f"{info.shape[1]}×{info.shape[0]}", loss=f"{info.losses.total:.4g}")
+
+        return stylize(
+            content, style, size=args.size, steps=args.steps, strength=args.strength,
+            preserve_colors=args.preserve_colors, color_method=args.color_method, optimizer=args.optimizer,
+            coarse_to_fine=not args.single_scale, seed=args.seed, progress=progress, model=model,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
