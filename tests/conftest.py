@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-PAINTINGS = SHARED_DATA / "images-by-style"
-CLOTHING = SHARED_DATA / "clothing-dataset-small"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared_paths import PAINTINGS, SHARED_DATA
 
 # Set before any project module reads the settings.
 os.environ["LOOKALIKE_WEIGHTS"] = "random"
@@ -25,8 +25,6 @@ if "LOOKALIKE_CACHE" not in os.environ:
     os.environ["LOOKALIKE_CACHE"] = _OWN_CACHE = tempfile.mkdtemp(prefix="lookalike-test-cache-")
     atexit.register(shutil.rmtree, _OWN_CACHE, ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLOTHING, ROOT
+from shared_paths import CLOTHING, ROOT
 from streamlit.testing.v1 import AppTest
 
 import classifier

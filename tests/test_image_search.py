@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAINTINGS, SHARED_DATA
+from shared_paths import PAINTINGS, SHARED_DATA
 
 import image_search
 import utils

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PAINTINGS, ROOT
+from shared_paths import PAINTINGS, ROOT
 from streamlit.testing.v1 import AppTest
 
 import utils

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bad_images import CORPUS, bad_inputs, exif_rotated_jpeg
-from conftest import SHARED_DATA
+from shared_paths import SHARED_DATA
 
 import utils
 
