@@ -68,11 +68,48 @@ def gray_to_input(gray: np.ndarray, size: int) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
-def photo_to_fashion_mnist(rgb: np.ndarray) -> np.ndarray:
-    """A colour photo in Fashion-MNIST's domain: grey, light object on black, cropped, centred, 28×28."""
-    from catalogs import to_fashion_mnist
+def photo_to_fashion_mnist(rgb: np.ndarray, work_size: int = 80) -> np.ndarray:
+    """A colour photo in Fashion-MNIST's domain: 28×28 grey, the garment light on black, cropped and centred.
 
-    return to_fashion_mnist(rgb).image[..., 0]
+    Fashion-MNIST negated product photos shot on white. Here the garment is cut out of any background
+    with GrabCut (the object is assumed to lie inside the frame), negated, contrast-stretched inside the
+    mask, placed on black, cropped to its bounding box, padded square and resized so its long side is 28.
+    """
+    small = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    small.thumbnail((work_size, work_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(small)
+    mask = foreground_mask(pixels)
+    negated = 255.0 - np.asarray(small.convert("L"), dtype=np.float32)
+    low, high = np.percentile(negated[mask], [2, 98])
+    garment = np.clip(40.0 + (negated - low) / max(high - low, 1.0) * 215.0, 0, 255)
+    gray = np.where(mask, garment, 0.0).astype(np.uint8)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    gray = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    side = max(gray.shape)
+    canvas = np.zeros((side, side), np.uint8)
+    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
+    canvas[top : top + gray.shape[0], left : left + gray.shape[1]] = gray
+    return np.asarray(Image.fromarray(canvas).resize((28, 28), Image.Resampling.LANCZOS))
+
+
+def foreground_mask(pixels: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Boolean mask of the main object (GrabCut from a rectangle 4% inside the border); all True if none."""
+    import cv2
+
+    height, width = pixels.shape[:2]
+    if min(height, width) < 8:
+        return np.ones((height, width), bool)
+    margin_x, margin_y = max(1, width // 25), max(1, height // 25)
+    labels = np.zeros((height, width), np.uint8)
+    models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    rect = (margin_x, margin_y, width - 2 * margin_x, height - 2 * margin_y)
+    bgr = np.ascontiguousarray(pixels[..., ::-1])
+    try:
+        cv2.grabCut(bgr, labels, rect, *models, iterations, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:
+        return np.ones((height, width), bool)
+    mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return mask if mask.mean() >= 0.03 else np.ones((height, width), bool)
 
 
 def prepare_image(rgb: np.ndarray, preprocessing: str, size: int) -> np.ndarray:
@@ -116,7 +153,8 @@ def build_model(
     )
     backbone.trainable = trainable_backbone
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    features = backbone(inputs, training=trainable_backbone or None)
+    # A frozen backbone keeps BatchNorm in inference mode, also later while its top blocks are fine-tuned.
+    features = backbone(inputs, training=None if trainable_backbone else False)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     dropped = keras.layers.Dropout(dropout, name="dropout")(pooled)
     embedding = keras.layers.Dense(EMBEDDING_DIM, activation="relu", name=EMBEDDING_LAYER)(dropped)
@@ -184,9 +222,16 @@ def load_fashion_data(input_size: int, classes: Sequence[str] | None = None, lim
     }
     result = TrainingData(FASHION, [FASHION_CLASSES[i] for i in chosen], input_size, FASHION, source=FASHION)
     for split, (images, labels) in raw.items():
-        images, labels = _select_classes(images, labels, chosen, limit)
+        images, labels = _select_classes(images, labels, chosen, split_limit(split, limit))
         result.splits[split] = (np.stack([gray_to_input(image, input_size) for image in images]), labels)
     return result
+
+
+def split_limit(split: str, limit: int | None) -> int | None:
+    """``--limit`` caps the train split; validation and test get a fifth of it (at least 1,000)."""
+    if limit is None or split == "train":
+        return limit
+    return min(limit, max(1000, limit // 5))
 
 
 def _choose_fashion_classes(names: list[str], wanted: Sequence[str] | None) -> list[int]:
@@ -217,7 +262,7 @@ def load_folder_data(
     scanned = scan_class_folders(root, list(classes) if classes else None)
     result = TrainingData(root.name, scanned.classes, input_size, "photo", source=str(root.resolve()))
     for split, items in scanned.splits.items():
-        items = _spread(items, limit)
+        items = _spread(items, split_limit(split, limit))
         images, labels = [], []
         for path, label in items:
             try:
@@ -274,6 +319,7 @@ class TrainConfig:
     patience: int = 3
     limit: int | None = None
     max_minutes: float | None = None
+    init_from: Path | None = None  # continue from this model's weights (same classes and input size)
     name: str | None = None
     models_dir: Path = utils.MODELS_DIR
     command: str = ""
@@ -394,8 +440,10 @@ def train(config: TrainConfig, progress: Progress | None = None) -> Path:
     data = load_data(config.data, config.input_size, config.classes, config.limit)
     print(f"data: {data.dataset}, classes {len(data.classes)}, splits {data.sizes()}", flush=True)
     scratch = config.scratch()
-    weights = backbone_weights(scratch)
-    model = build_model(len(data.classes), data.input_size, weights, trainable_backbone=scratch)
+    if config.init_from:
+        model = initial_model(Path(config.init_from), data, trainable_backbone=scratch)
+    else:
+        model = build_model(len(data.classes), data.input_size, backbone_weights(scratch), trainable_backbone=scratch)
     stats = fit(model, data, config, progress)
     folder = Path(config.models_dir) / (config.name or default_name(data, config))
     save_model(model, folder, _metadata(data, config, stats, scratch))
@@ -406,6 +454,19 @@ def train(config: TrainConfig, progress: Progress | None = None) -> Path:
         print(format_report(report), flush=True)
     print(f"saved {folder}", flush=True)
     return folder
+
+
+def initial_model(folder: Path, data: TrainingData, trainable_backbone: bool) -> Any:
+    """A saved model to continue training from; it must have the same classes and input size."""
+    import keras
+
+    meta = read_metadata(folder)
+    if meta["classes"] != data.classes or int(meta["input_size"]) != data.input_size:
+        raise ClassifierError(f"{folder.name} was trained on other classes or another input size.")
+    utils.count_load("classifier")
+    model = keras.saving.load_model(folder / MODEL_FILE, compile=False)
+    model.get_layer("efficientnetb0").trainable = trainable_backbone
+    return model
 
 
 def _metadata(data: TrainingData, config: TrainConfig, stats: dict[str, Any], scratch: bool) -> dict[str, Any]:
@@ -422,11 +483,21 @@ def _metadata(data: TrainingData, config: TrainConfig, stats: dict[str, Any], sc
         "fine_tuned": config.fine_tune,
         "batch_size": config.batch_size,
         "epochs": config.epochs,
+        "initialised_from": _init_record(config.init_from),
         **stats,
         "test_accuracy": None,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": config.command,
     }
+
+
+def _init_record(folder: Path | None) -> dict[str, Any] | None:
+    """Name, metadata summary and training time of the model a run continued from."""
+    if not folder:
+        return None
+    meta = read_metadata(folder)
+    keys = ("command", "epochs_run", "train_seconds", "validation_accuracy", "test_accuracy", "date")
+    return {"name": Path(folder).name, **{key: meta.get(key) for key in keys}}
 
 
 def save_model(model: Any, folder: Path, metadata: dict[str, Any]) -> None:
@@ -494,23 +565,34 @@ class Classifier:
         self.classes: list[str] = list(self.metadata["classes"])
         self.input_size = int(self.metadata["input_size"])
         self.preprocessing = str(self.metadata.get("preprocessing", "photo"))
+        self.flip_average = bool(self.metadata.get("flip_average", True))
         self.model_id = f"classifier:{self.folder.name}:{utils.file_sha256(path)[:16]}"
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A decoded RGB photo to the network's uint8 input."""
         return prepare_image(image, self.preprocessing, self.input_size)
 
-    def run(self, inputs: Sequence[np.ndarray] | np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings (n, 32) and probabilities (n, classes) of prepared inputs."""
+    def run(self, inputs: Sequence[np.ndarray] | np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (n, 32) and probabilities (n, classes) of prepared inputs.
+
+        With ``flip_average`` (the default) each input and its mirror image go through the network in
+        the same batch and their outputs are averaged: garments are left-right symmetric classes.
+        """
         batch = np.asarray(inputs, dtype=np.float32)
         if len(batch) == 0:
             return np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros((0, len(self.classes)), np.float32)
         embeddings, probabilities = [], []
         for start in range(0, len(batch), batch_size):
+            chunk = batch[start : start + batch_size]
+            if self.flip_average:
+                chunk = np.concatenate([chunk, chunk[:, :, ::-1]])
             utils.count_inference("classifier")
-            emb, prob = self.model.predict_on_batch(batch[start : start + batch_size])
-            embeddings.append(np.asarray(emb, np.float32))
-            probabilities.append(np.asarray(prob, np.float32))
+            emb, prob = (np.asarray(out, np.float32) for out in self.model.predict_on_batch(chunk))
+            if self.flip_average:
+                half = len(chunk) // 2
+                emb, prob = (emb[:half] + emb[half:]) / 2, (prob[:half] + prob[half:]) / 2
+            embeddings.append(emb)
+            probabilities.append(prob)
         return np.concatenate(embeddings), np.concatenate(probabilities)
 
     def embed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -567,7 +649,8 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n: int) -> np.nda
 def evaluate(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on prepared inputs."""
     probabilities = classifier.predict_proba(images)
-    return report_from(classifier.classes, labels, probabilities.argmax(axis=1))
+    report = report_from(classifier.classes, labels, probabilities.argmax(axis=1))
+    return {**report, "flip_average": classifier.flip_average}
 
 
 def report_from(classes: list[str], truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -640,6 +723,7 @@ def write_evaluation(folder: Path, report: dict[str, Any]) -> None:
     plot_confusion(report, folder / CONFUSION_FILE)
     metadata = read_metadata(folder)
     metadata["test_accuracy"] = round(report["accuracy"], 4)
+    metadata["flip_average"] = bool(report.get("flip_average", True))
     write_metadata(folder, metadata)
 
 
@@ -729,6 +813,48 @@ def dataset_embeddings(
     )
 
 
+# The clothing-dataset-small classes that Fashion-MNIST also has, and the answers counted as right.
+# hat, shorts and skirt have no Fashion-MNIST counterpart and are left out.
+CLOTHING_TO_FASHION = {
+    "t-shirt": ("T-shirt/top",),
+    "longsleeve": ("Pullover",),
+    "shirt": ("Shirt",),
+    "outwear": ("Coat",),
+    "dress": ("Dress",),
+    "pants": ("Trouser",),
+    "shoes": ("Sneaker", "Ankle boot", "Sandal"),
+}
+
+
+def evaluate_photos(
+    model: Classifier, root: str | Path, split: str = "test", mapping: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    """Accuracy of a Fashion-MNIST model on real photos of the shared classes (``root/split/<class>/``)."""
+    mapping = mapping or CLOTHING_TO_FASHION
+    folder = Path(root) / split
+    per_class: dict[str, dict[str, Any]] = {}
+    for name, accepted in mapping.items():
+        paths = list(utils.list_images(folder / name)) if (folder / name).is_dir() else []
+        if not paths:
+            continue
+        inputs = np.stack([model.prepare(utils.load_image(path)) for path in paths])
+        predicted = [model.classes[i] for i in model.predict_proba(inputs).argmax(axis=1)]
+        hits = sum(label in accepted for label in predicted)
+        counts = {label: predicted.count(label) for label in sorted(set(predicted), key=predicted.count, reverse=True)}
+        per_class[name] = {"accepted": list(accepted), "count": len(paths), "correct": hits, "predicted": counts}
+    total = sum(row["count"] for row in per_class.values())
+    correct = sum(row["correct"] for row in per_class.values())
+    return {"accuracy": correct / max(total, 1), "count": total, "per_class": per_class, "folder": str(folder)}
+
+
+def format_photo_report(report: dict[str, Any]) -> str:
+    lines = [f"real photos ({report['folder']}): accuracy {report['accuracy']:.3f} on {report['count']} images"]
+    for name, row in report["per_class"].items():
+        top = ", ".join(f"{label} {n}" for label, n in list(row["predicted"].items())[:3])
+        lines.append(f"  {name:<11} -> {'/'.join(row['accepted']):<32} {row['correct']}/{row['count']}  ({top})")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
@@ -748,6 +874,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         limit=args.limit,
         max_minutes=args.max_minutes,
+        init_from=Path(args.init_from) if args.init_from else None,
         name=args.name,
         models_dir=Path(args.models_dir),
         command=" ".join(shlex.quote(a) for a in ["python", "classifier.py", *args.argv]),
@@ -762,6 +889,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     write_evaluation(classifier.folder, report)
     print(format_report(report))
     print(f"\nconfusion matrix saved to {classifier.folder / CONFUSION_FILE}")
+    if args.photos:
+        print("\n" + format_photo_report(evaluate_photos(classifier, args.photos)))
     return 0
 
 
@@ -803,8 +932,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random init, whole network trained (default for Fashion-MNIST)")
     scratch.add_argument("--pretrained", dest="from_scratch", action="store_false",
                          help="LOOKALIKE_WEIGHTS backbone, frozen (default for photos)")
-    train_p.add_argument("--limit", type=int, help="use at most this many images per split")
+    train_p.add_argument("--limit", type=int, help="at most this many training images (validation and test: "
+                         "a fifth of it, at least 1,000), for quick runs")
     train_p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time")
+    train_p.add_argument("--init-from", help="continue training from this model folder's weights")
     train_p.add_argument("--name", help="model folder name (default from the dataset and input size)")
     train_p.add_argument("--models-dir", default=str(utils.MODELS_DIR))
     train_p.set_defaults(func=_cmd_train)
@@ -812,6 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_p = commands.add_parser("evaluate", help="accuracy, per-class table and confusion matrix on test")
     eval_p.add_argument("model", help="a models/<name>/ folder")
     eval_p.add_argument("--data", help="the dataset, if not where the model was trained")
+    eval_p.add_argument("--photos", help="also score a Fashion-MNIST model on real photos in this class-folder "
+                        "dataset (e.g. clothing-dataset-small), through CLOTHING_TO_FASHION")
     eval_p.set_defaults(func=_cmd_evaluate)
 
     predict_p = commands.add_parser("predict", help="class probabilities of images, highest first")
