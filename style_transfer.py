@@ -230,13 +230,15 @@ _TRANSFER_MODELS: dict[tuple[str, str], object] = {}
 _TRANSFER_MODELS_LOCK = threading.Lock()
 
 
-def transfer_model(compute_dtype: str = "bfloat16"):
+def transfer_model(compute_dtype: str | None = None):
     """The process-wide style-transfer feature stack (``stylize_engine.TransferModel``), built once.
 
+    ``compute_dtype`` defaults to :func:`default_precision` (bfloat16 where the CPU has it natively).
     Safe to share between threads: each call passes its own targets and runs without a lock.
     """
     import stylize_engine
 
+    compute_dtype = compute_dtype or default_precision()
     key = (utils.weights_label(), compute_dtype)
     with _TRANSFER_MODELS_LOCK:
         if key not in _TRANSFER_MODELS:

@@ -75,7 +75,7 @@ class Progress:
     level: int  # pyramid level, 0 = coarsest
     levels: int
     shape: tuple[int, int]  # (height, width) of the level being optimised
-    losses: Losses  # of the latest evaluation, unweighted parts times their weights
+    losses: Losses  # weighted loss parts of the latest evaluation
     elapsed: float
     _image: np.ndarray = field(repr=False, default=None)
 
