@@ -104,6 +104,7 @@ def foreground_mask(pixels: np.ndarray, iterations: int = 3) -> np.ndarray:
     models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     rect = (margin_x, margin_y, width - 2 * margin_x, height - 2 * margin_y)
     bgr = np.ascontiguousarray(pixels[..., ::-1])
+    cv2.setRNGSeed(0)  # GrabCut's k-means initialisation is random; the same photo must give the same mask
     try:
         cv2.grabCut(bgr, labels, rect, *models, iterations, cv2.GC_INIT_WITH_RECT)
     except cv2.error:
