@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import diagnostics
 import utils
 
 PAGES_DIR = Path(__file__).parent / "pages"
@@ -130,6 +131,7 @@ def main() -> None:
     ]
     pages += [st.Page(PAGES_DIR / f, title=t, icon=i) for f, t, i in optional if (PAGES_DIR / f).is_file()]
     st.navigation(pages).run()
+    diagnostics.render_diagnostics()
 
 
 main()

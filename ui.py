@@ -32,8 +32,8 @@ def random_weights_banner() -> None:
     """A visible warning whenever the models run on random weights."""
     if utils.get_settings().random_weights:
         st.warning(
-            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): results show that the pipeline works, "
-            "not real similarity.",
+            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): models that need pretrained ImageNet "
+            "weights give placeholder results, which show that the pipeline works, not real similarity.",
             icon=":material/warning:",
         )
 

@@ -166,7 +166,6 @@ def caption_for(path: Path, captions: dict[str, str]) -> str:
 def show_results(collection: image_search.Collection, search: dict, captions: dict[str, str]) -> None:
     """The query beside a grid of ranked results: thumbnail, similarity and caption."""
     results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6))
-    ui.random_weights_banner()
     left, right = st.columns([1, 4])
     left.image(search["query_image"], caption="Your reference image")
     with right:

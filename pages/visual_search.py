@@ -279,6 +279,8 @@ def main() -> None:
             st.warning("Upload a photo first.")
         elif (image := ui.read_upload(uploaded)) is not None:
             state()[dataset] = {**state().get(dataset, {}), "result": run_search(dataset, image, k)}
+        else:  # a broken upload: don't leave the previous results looking like its results
+            state().get(dataset, {}).pop("result", None)
 
     result = state().get(dataset, {}).get("result")
     if result is not None and result["model_id"] != checkpoint.model_id:

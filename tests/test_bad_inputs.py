@@ -293,7 +293,6 @@ def test_visual_search_still_works_after_the_corpus(open_visual_page: tuple[AppT
     assert len(visual_results(at)) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="pages/visual_search.py keeps the previous result under the upload error")
 def test_visual_search_drops_old_results_after_an_unusable_upload(open_visual_page: tuple[AppTest, str]):
     at, dataset = open_visual_page
     photo = sorted((SHARED_CLOTHING / "pants").glob("*.jpg"))[0]
