@@ -393,8 +393,21 @@ def search_by_style(
     return rank(collection, query, k)
 
 
-def rank(collection: Collection, query: np.ndarray, k: int) -> list[SearchResult]:
-    indices, scores = top_k(collection.vectors, query, k, normalized=True)
+def positional_index(vectors: np.ndarray) -> index_backends.VectorIndex:
+    """An in-memory index of ``vectors`` whose ids are their row numbers; the backend is chosen by size."""
+    index = index_backends.make_index("auto", vectors.shape[1], expected_size=len(vectors))
+    index.add(np.arange(len(vectors)), vectors)
+    return index
+
+
+def rank(
+    collection: Collection, query: np.ndarray, k: int, index: index_backends.VectorIndex | None = None
+) -> list[SearchResult]:
+    """The ``k`` best matches, through ``index`` (a :func:`positional_index` of the collection) if given."""
+    if index is None:
+        indices, scores = top_k(collection.vectors, query, k, normalized=True)
+    else:
+        indices, scores = index.search(query, k)
     return [
         SearchResult(path=collection.paths[i], score=float(s), rank=r + 1)
         for r, (i, s) in enumerate(zip(indices, scores, strict=True))

@@ -37,6 +37,12 @@ def collection_registry() -> tuple[dict[tuple[str, str], image_search.Collection
     return {}, threading.Lock()
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def collection_index(_collection: image_search.Collection, vectors_key: str):
+    """The collection's vector index (exact, or faiss for large collections), built once per version."""
+    return image_search.positional_index(_collection.vectors)
+
+
 @st.cache_data(show_spinner=False)
 def museum_captions() -> dict[str, str]:
     return image_search.museum_captions()
@@ -165,7 +171,8 @@ def caption_for(path: Path, captions: dict[str, str]) -> str:
 
 def show_results(collection: image_search.Collection, search: dict, captions: dict[str, str]) -> None:
     """The query beside a grid of ranked results: thumbnail, similarity and caption."""
-    results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6))
+    index = collection_index(collection, image_search.array_key(collection.vectors))
+    results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6), index)
     left, right = st.columns([1, 4])
     left.image(search["query_image"], caption="Your reference image")
     with right:

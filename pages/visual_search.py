@@ -55,11 +55,11 @@ def get_latents(dataset: str, model_id: str) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner=False)
-def get_unit_latents(dataset: str, model_id: str) -> np.ndarray:
-    """The catalog's z_mean rows normalised once, so each query ranks with one matrix-vector product."""
+def get_catalog_index(dataset: str, model_id: str):
+    """The catalog's z_mean vectors in a vector index (exact up to ~100,000 items), built once per model."""
     import image_search
 
-    return image_search.normalize(get_latents(dataset, model_id))
+    return image_search.positional_index(get_latents(dataset, model_id))
 
 
 @st.cache_data(show_spinner="Drawing the latent map (once; cached on disk)…")
@@ -80,12 +80,11 @@ def get_map(dataset: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_search(dataset: str, image: np.ndarray, k: int) -> dict[str, Any]:
     """Preprocess, encode, rank and reconstruct one query: everything the results need."""
-    import image_search
 
     checkpoint = get_checkpoint(dataset)
     prepared = catalogs.to_catalog_domain(image, dataset)
     query = vae.encode(checkpoint.model, prepared.image[None])[0]
-    indices, scores = image_search.top_k(get_unit_latents(dataset, checkpoint.model_id), query, k, normalized=True)
+    indices, scores = get_catalog_index(dataset, checkpoint.model_id).search(query, k)
     return {
         "dataset": dataset,
         "model_id": checkpoint.model_id,

@@ -227,3 +227,13 @@ def test_cli_evaluate_prints_metrics(folder, capsys, monkeypatch):
     assert image_search.main(["evaluate", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "8 labelled images, 2 labels" in out and "P@5" in out and "mAP" in out
+
+
+def test_rank_through_a_backend_index_matches_numpy(folder, cache_root):
+    collection = index(folder, ColourEmbedder(), cache_root)
+    backend_index = image_search.positional_index(collection.vectors)
+    query = collection.vectors[3] + 0.01
+    plain = image_search.rank(collection, query, 5)
+    indexed = image_search.rank(collection, query, 5, backend_index)
+    assert [r.path for r in indexed] == [r.path for r in plain]
+    np.testing.assert_allclose([r.score for r in indexed], [r.score for r in plain], rtol=1e-5)
