@@ -11,7 +11,7 @@ import classifier
 import ui
 import utils
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+UPLOAD_TYPES = ui.UPLOAD_TYPES  # jpg, jpeg, png, webp, and bmp or gif (first frame)
 MAP_PER_CLASS = 100  # test images per class on the embedding map
 PREVIEW_PER_CLASS = 2
 GALLERY_PER_CLASS = 1
