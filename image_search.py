@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -202,6 +203,11 @@ class Collection:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @cached_property
+    def content_key(self) -> str:
+        """A hash of the vectors, computed once: keys in-memory caches of this version of the collection."""
+        return array_key(self.vectors)
+
 
 class FileHashes:
     """Content hashes of a folder's files, remembered by (size, mtime) so unchanged files aren't re-read."""
@@ -354,11 +360,7 @@ def index_folder(
 # ---------------------------------------------------------------------------------------------
 
 
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """L2-normalise rows (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+normalize = index_backends.normalize  # L2-normalise rows as float32; one implementation for both modules
 
 
 def top_k(

@@ -38,7 +38,7 @@ def collection_registry() -> tuple[dict[tuple[str, str], image_search.Collection
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def collection_index(_collection: image_search.Collection, vectors_key: str):
+def collection_index(_collection: image_search.Collection, content_key: str):
     """The collection's vector index (exact, or faiss for large collections), built once per version."""
     return image_search.positional_index(_collection.vectors)
 
@@ -49,7 +49,7 @@ def museum_captions() -> dict[str, str]:
 
 
 @st.cache_data(show_spinner="Drawing the style map…", max_entries=32)
-def style_map(_vectors: np.ndarray, model_id: str, vectors_key: str) -> np.ndarray:
+def style_map(_vectors: np.ndarray, model_id: str, content_key: str) -> np.ndarray:
     """The t-SNE style map, from the disk cache (computed once per collection and model)."""
     return image_search.cached_map(_vectors, model_id)
 
@@ -171,7 +171,7 @@ def caption_for(path: Path, captions: dict[str, str]) -> str:
 
 def show_results(collection: image_search.Collection, search: dict, captions: dict[str, str]) -> None:
     """The query beside a grid of ranked results: thumbnail, similarity and caption."""
-    index = collection_index(collection, image_search.array_key(collection.vectors))
+    index = collection_index(collection, collection.content_key)
     results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6), index)
     left, right = st.columns([1, 4])
     left.image(search["query_image"], caption="Your reference image")
@@ -201,7 +201,7 @@ def show_style_map(collection: image_search.Collection, search: dict | None, cap
         return
     sample = image_search.stratified_sample(None, len(collection))
     vectors = collection.vectors[sample]
-    coords = style_map(vectors, collection.model_id, image_search.array_key(vectors))
+    coords = style_map(vectors, collection.model_id, collection.content_key)  # the sample depends only on len
     paths = [collection.paths[i] for i in sample]
     names = [caption_for(p, captions) for p in paths]
     figure = go.Figure(go.Scatter(
