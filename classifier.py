@@ -394,31 +394,27 @@ def fit(
     _compile(model, schedule if scratch else rate)
     epochs_total = config.epochs + (config.fine_tune_epochs if config.fine_tune else 0)
     total = epochs_total * len(train_y)
+
+    def fit(epochs: int) -> dict[str, list[float]]:
+        """One training phase with early stopping; returns its Keras history."""
+        return model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            verbose=0,
+            shuffle=False,  # the dataset shuffles itself
+            callbacks=_callbacks(total, progress, config.max_minutes, config.patience),
+        ).history
+
     started = time.monotonic()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        verbose=0,
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=_callbacks(total, progress, config.max_minutes, config.patience),
-    )
-    epochs_run = len(history.history["loss"])
-    seen = epochs_run * len(train_y)
+    history = fit(config.epochs)
+    epochs_run = len(history["loss"])
     if config.fine_tune:
         layers = unfreeze_top(model)
         print(f"fine-tuning {layers} layers of the top blocks at a low learning rate", flush=True)
         _compile(model, rate / 100)
-        tuned = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.fine_tune_epochs,
-            verbose=0,
-            shuffle=False,  # the dataset shuffles itself
-            callbacks=_callbacks(total, progress, config.max_minutes, config.patience),
-        )
-        seen += len(tuned.history["loss"]) * len(train_y)
-        epochs_run += len(tuned.history["loss"])
+        epochs_run += len(fit(config.fine_tune_epochs)["loss"])
+    seen = epochs_run * len(train_y)
     seconds = time.monotonic() - started
     if progress:
         progress(total, total)
@@ -426,7 +422,7 @@ def fit(
         "epochs_run": epochs_run,
         "train_seconds": round(seconds, 1),
         "train_images_per_second": round(seen / max(seconds, 1e-9), 1),
-        "validation_accuracy": round(float(max(history.history.get("val_accuracy", [0.0]))), 4),
+        "validation_accuracy": round(float(max(history.get("val_accuracy", [0.0]))), 4),
     }
 
 
