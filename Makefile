@@ -33,10 +33,13 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev .apt-stamp
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest
 
+# ruff, and the architecture's import rules (contracts in pyproject.toml).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import streamlit as st
 
-import diagnostics
-import utils
+from lookalike.classifier.storage import list_models
+from lookalike.core import settings
+from lookalike.core.images import list_images
+from lookalike.search.folders import FileHashes
+from lookalike.search.samples import DEFAULT_COLLECTION
+from lookalike.style.vgg19 import VGG19_WEIGHTS_FILE
+from lookalike.ui.diagnostics import render_diagnostics
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -28,18 +33,16 @@ class Readiness:
 
 
 def weights_status() -> Readiness:
-    settings = utils.get_settings()
-    if settings.weights == "random":
+    current = settings.get_settings()
+    if current.weights == "random":
         return Readiness("Pretrained weights", False, "random weights (LOOKALIKE_WEIGHTS=random)",
                          "unset LOOKALIKE_WEIGHTS to use ImageNet weights")
-    if settings.weights != "imagenet":
-        found = Path(settings.weights).is_file()
-        return Readiness("Pretrained weights", found, f"weights file {settings.weights}",
+    if current.weights != "imagenet":
+        found = Path(current.weights).is_file()
+        return Readiness("Pretrained weights", found, f"weights file {current.weights}",
                          "" if found else "point LOOKALIKE_WEIGHTS at an existing file")
-    import style_transfer
-
-    name = style_transfer.VGG19_WEIGHTS_FILE
-    places = [utils.MODELS_DIR / name, Path.home() / ".keras" / "models" / name]
+    name = VGG19_WEIGHTS_FILE
+    places = [settings.MODELS_DIR / name, Path.home() / ".keras" / "models" / name]
     found = next((p for p in places if p.is_file()), None)
     if found:
         return Readiness("VGG19 ImageNet weights", True, f"found in {found.parent}")
@@ -49,10 +52,8 @@ def weights_status() -> Readiness:
 
 def trained_models_status() -> list[Readiness]:
     """The classifier and VAE models in ``models/``, read from their metadata."""
-    import classifier
-
-    classifiers = classifier.list_models()
-    vaes = sorted(p.parent for p in utils.MODELS_DIR.glob("vae-*/metadata.json") if not _is_baseline(p))
+    classifiers = list_models()
+    vaes = sorted(p.parent for p in settings.MODELS_DIR.glob("vae-*/metadata.json") if not _is_baseline(p))
     rows = []
     for kind, found, command in (
         ("Fashion classifier", classifiers, "python classifier.py train --data fashion-mnist"),
@@ -83,11 +84,9 @@ def _metadata_summary(path: Path) -> str:
 
 
 def collection_status() -> Readiness:
-    import image_search
-
-    folder = image_search.DEFAULT_COLLECTION
-    count = sum(1 for _ in utils.list_images(folder)) if folder.is_dir() else 0
-    cached = image_search.FileHashes(folder.resolve()).path.is_file()
+    folder = DEFAULT_COLLECTION
+    count = sum(1 for _ in list_images(folder)) if folder.is_dir() else 0
+    cached = FileHashes(folder.resolve()).path.is_file()
     if count == 0:
         return Readiness("Style collection", True, "images-by-style/ is empty: the 174 Met paintings are offered",
                          "python image_search.py download images-by-style")
@@ -131,7 +130,7 @@ def main() -> None:
     ]
     pages += [st.Page(PAGES_DIR / f, title=t, icon=i) for f, t, i in optional if (PAGES_DIR / f).is_file()]
     st.navigation(pages).run()
-    diagnostics.render_diagnostics()
+    render_diagnostics()
 
 
 main()

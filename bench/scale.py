@@ -31,7 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import index_backends  # noqa: E402
+from lookalike.core import backends as index_backends  # noqa: E402
+from lookalike.core.backends import faiss_index  # noqa: E402
+from lookalike.core.vectors import normalize  # noqa: E402
 
 PAINTINGS = ROOT.parent / "shared" / "data" / "images-by-style"
 STYLE_DIM = 1024  # sum of style_transfer.COMPACT_DIMS
@@ -79,7 +81,7 @@ def synthetic_chunks(
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         latent = centers[rng.integers(clusters, size=m)] + 0.6 * rng.standard_normal((m, rank), dtype=np.float32)
-        yield index_backends.normalize(latent @ basis + 0.05 * rng.standard_normal((m, dim), dtype=np.float32))
+        yield normalize(latent @ basis + 0.05 * rng.standard_normal((m, dim), dtype=np.float32))
 
 
 def synthetic(n: int, dim: int = STYLE_DIM, seed: int = 0) -> np.ndarray:
@@ -167,7 +169,7 @@ def bench_add(index: index_backends.FaissIndex, dim: int, count: int = 1000) -> 
 def bench_vectors(n: int, dim: int, n_queries: int, exact_timed: int, hnsw_n: int, kind: str | None) -> None:
     print(f"Vectors: {n:,} x {dim} float32 ({n * dim * 4 / 1e9:.1f} GB), {n_queries} queries, "
           f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), "
-          f"faiss threads {index_backends._faiss().omp_get_max_threads()}", flush=True)
+          f"faiss threads {faiss_index._faiss().omp_get_max_threads()}", flush=True)
     queries = synthetic(n_queries, dim, seed=99)
     exact, truth = bench_exact(n, dim, queries, exact_timed)
     options = {"kind": kind} if kind else {}
@@ -273,7 +275,7 @@ def main() -> int:
                         help="faiss OpenMP threads (1: on a busy shared machine, OpenMP barriers stall)")
     args = parser.parse_args()
     if args.threads:
-        index_backends._faiss().omp_set_num_threads(args.threads)
+        faiss_index._faiss().omp_set_num_threads(args.threads)
     if not args.skip_vectors:
         bench_vectors(args.n, args.dim, args.queries, args.exact_queries, args.hnsw_n, args.faiss_kind)
     if args.images:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import style_transfer  # noqa: E402
-import stylize_engine as engine  # noqa: E402
 import utils  # noqa: E402
+from lookalike.style import engine  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CONTENT = DATA / "clothing-dataset-small/test/dress/06a00c0f-5f9a-410d-a7da-3881a9df3a71.jpg"

@@ -24,8 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import catalogs
 import vae
+from lookalike.domain import to_catalog_domain
+from lookalike.vae import catalogs
 from utils import MODELS_DIR, load_image
 
 ORIGINAL_DIR = MODELS_DIR / "vae-fashion-mnist-2d"
@@ -128,7 +129,7 @@ def latency(repeats: int = 100) -> None:
 
     def query() -> None:
         marks = [time.perf_counter()]
-        image = catalogs.to_catalog_domain(load_image(upload), "fashion-mnist").image
+        image = to_catalog_domain(load_image(upload), "fashion-mnist").image
         marks.append(time.perf_counter())
         latent = vae.encode(checkpoint.model, image[None])[0]
         marks.append(time.perf_counter())

@@ -7,11 +7,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-import classifier
-import ui
-import utils
+from lookalike.classifier.data import sample_split
+from lookalike.classifier.inference import Classifier, Prediction, dataset_embeddings, load_classifier
+from lookalike.classifier.model import CONFUSION_FILE, MODEL_FILE, ClassifierError
+from lookalike.classifier.storage import list_models, read_metadata
+from lookalike.classifier.training import TrainConfig, train
+from lookalike.core import settings
+from lookalike.core.files import bytes_sha256
+from lookalike.core.images import ImageError, make_thumbnail
+from lookalike.core.maps import cached_map, place_on_map
+from lookalike.ui import common as ui
+from lookalike.ui.maps import map_figure
 
-UPLOAD_TYPES = ui.UPLOAD_TYPES  # jpg, jpeg, png, webp, and bmp or gif (first frame)
 MAP_PER_CLASS = 100  # test images per class on the embedding map
 PREVIEW_PER_CLASS = 2
 GALLERY_PER_CLASS = 1
@@ -25,18 +32,18 @@ SMALL_MODEL = dict(epochs=3, limit=6000, batch_size=64, name="fashion-mnist-smal
 
 
 @st.cache_resource(show_spinner="Loading the classifier…", max_entries=4)
-def load_model(folder: str, model_mtime_ns: int) -> classifier.Classifier:
+def load_model(folder: str, model_mtime_ns: int) -> Classifier:
     """One loaded model per file version, shared by every session."""
-    return classifier.load_classifier(folder)
+    return load_classifier(folder)
 
 
-def current_model(folder: Path) -> classifier.Classifier:
-    return load_model(str(folder), (folder / classifier.MODEL_FILE).stat().st_mtime_ns)
+def current_model(folder: Path) -> Classifier:
+    return load_model(str(folder), (folder / MODEL_FILE).stat().st_mtime_ns)
 
 
 @st.cache_data(show_spinner="Reading sample images…", max_entries=16)
 def split_sample(folder: str, model_id: str, split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
-    return classifier.sample_split(classifier.read_metadata(folder), split, per_class)
+    return sample_split(read_metadata(folder), split, per_class)
 
 
 @st.cache_data(show_spinner="Classifying the test gallery…", max_entries=8)
@@ -48,11 +55,9 @@ def gallery_probabilities(folder: str, model_id: str, per_class: int) -> np.ndar
 @st.cache_data(show_spinner="Building the embedding map (once per model)…", max_entries=8)
 def embedding_map(folder: str, model_id: str, per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Embeddings, labels and cached t-SNE coordinates of the model's test images."""
-    import image_search
-
     inputs, labels = split_sample(folder, model_id, "test", per_class)
-    vectors = classifier.dataset_embeddings(current_model(Path(folder)), inputs)
-    return vectors, labels, image_search.cached_map(vectors, model_id)
+    vectors = dataset_embeddings(current_model(Path(folder)), inputs)
+    return vectors, labels, cached_map(vectors, model_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +66,7 @@ def embedding_map(folder: str, model_id: str, per_class: int) -> tuple[np.ndarra
 
 
 def describe(folder: Path) -> str:
-    meta = classifier.read_metadata(folder)
+    meta = read_metadata(folder)
     accuracy = meta.get("test_accuracy")
     score = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
     return f"{folder.name} ({meta.get('dataset')}, {len(meta.get('classes', []))} classes{score})"
@@ -69,14 +74,14 @@ def describe(folder: Path) -> str:
 
 def choose_model() -> Path | None:
     """The sidebar's model selector, with the chosen model's metadata."""
-    folders = classifier.list_models(utils.MODELS_DIR)
+    folders = list_models(settings.MODELS_DIR)
     with st.sidebar:
         st.header("Model")
         if not folders:
             return None
         names = {describe(folder): folder for folder in folders}
         chosen = names[st.selectbox("Classifier", list(names), key="classifier_model")]
-        meta = classifier.read_metadata(chosen)
+        meta = read_metadata(chosen)
         st.caption(
             f"{meta.get('backbone')} · {meta.get('input_size')} px · weights: {meta.get('weights')} · "
             f"trained {str(meta.get('date', '?'))[:10]}"
@@ -88,7 +93,7 @@ def choose_model() -> Path | None:
 
 def no_model_section() -> None:
     """What to do when ``models/`` holds no classifier: the command, or a small model trained here."""
-    st.info(f"No classifier in `{utils.MODELS_DIR}` yet. Create one with\n\n`{TRAIN_COMMAND}`")
+    st.info(f"No classifier in `{settings.MODELS_DIR}` yet. Create one with\n\n`{TRAIN_COMMAND}`")
     st.caption(
         "Or train a small model right here: Fashion-MNIST, 6,000 images, 3 epochs (a few minutes on a laptop). "
         "It is a rough model; the full recipe above reaches 0.92 or more."
@@ -100,23 +105,22 @@ def no_model_section() -> None:
             bar.progress(min(done / max(total, 1), 1.0), text=f"Training: {done:,} of {total:,} images")
 
         try:
-            config = classifier.TrainConfig(command="trained in the Fashion Classifier page", **SMALL_MODEL)
-            folder = classifier.train(config, progress)
-        except (classifier.ClassifierError, utils.ImageError) as error:
+            config = TrainConfig(command="trained in the Fashion Classifier page", **SMALL_MODEL)
+            folder = train(config, progress)
+        except (ClassifierError, ImageError) as error:
             st.error(f"Training failed: {error}")
             return
         st.success(f"Saved {folder.name}.")
         st.rerun()
 
 
-def upload_section(model: classifier.Classifier) -> classifier.Prediction | None:
+def upload_section(model: Classifier) -> Prediction | None:
     """The uploader, the image, the predicted class and every class probability, sorted."""
-    uploaded = st.file_uploader("Choose an image", type=UPLOAD_TYPES, key="classifier_upload")
+    uploaded = st.file_uploader("Choose an image", type=ui.UPLOAD_TYPES, key="classifier_upload")
     if uploaded is None:
         st.caption("Upload a photo of a garment to see what the model thinks it is.")
         return None
-    data = uploaded.getvalue()
-    result = predict_once(model, data)
+    result = predict_once(model, uploaded)
     if result is None:
         return None
     prediction, thumbnail = result
@@ -132,24 +136,22 @@ def upload_section(model: classifier.Classifier) -> classifier.Prediction | None
     return prediction
 
 
-def predict_once(model: classifier.Classifier, data: bytes) -> tuple[classifier.Prediction, np.ndarray] | None:
+def predict_once(model: Classifier, uploaded) -> tuple[Prediction, np.ndarray] | None:
     """Classify the upload once per (model, file); reruns reuse the stored result."""
-    key = (model.model_id, utils.bytes_sha256(data))
+    key = (model.model_id, bytes_sha256(uploaded.getvalue()))
     stored = st.session_state.get("classifier_prediction")
     if stored and stored[0] == key:
         return stored[1], stored[2]
-    try:
-        image = utils.load_image(data)
-    except utils.ImageError as error:
-        st.error(f"This upload can't be used: {error} Please choose another image.", icon="🖼️")
+    image = ui.read_upload(uploaded)
+    if image is None:
         return None
     prediction = model.predict_image(image)
-    thumbnail = utils.make_thumbnail(image, 512)
+    thumbnail = make_thumbnail(image, 512)
     st.session_state["classifier_prediction"] = (key, prediction, thumbnail)
     return prediction, thumbnail
 
 
-def probability_chart(prediction: classifier.Prediction):
+def probability_chart(prediction: Prediction):
     import plotly.graph_objects as go
 
     ranked = prediction.ranked()[::-1]  # plotly draws the first bar at the bottom
@@ -170,59 +172,46 @@ def probability_chart(prediction: classifier.Prediction):
     return figure
 
 
-def map_section(folder: Path, model: classifier.Classifier, prediction: classifier.Prediction | None) -> None:
+def map_section(folder: Path, model: Classifier, prediction: Prediction | None) -> None:
     """t-SNE of the test images' 32-d embeddings, coloured by class, with the upload placed on it."""
-    import plotly.express as px
-
-    import image_search
-
     st.subheader("Embedding map")
     try:
         vectors, labels, coords = embedding_map(str(folder), model.model_id, MAP_PER_CLASS)
-    except classifier.ClassifierError as error:
+    except ClassifierError as error:
         st.info(f"No map: {error}")
         return
     names = [model.classes[int(label)] for label in labels]
-    figure = px.scatter(
-        x=coords[:, 0], y=coords[:, 1], color=names, opacity=0.7,
-        category_orders={"color": model.classes}, labels={"color": "class"},
-    )
-    if prediction is not None:
-        x, y = image_search.place_on_map(coords, vectors, prediction.embedding)
-        figure.add_scatter(
-            x=[x], y=[y], mode="markers", name="your image",
-            marker=dict(symbol="star", size=22, color="black", line=dict(width=2, color="white")),
-        )
-    figure.update_layout(height=520, xaxis_title=None, yaxis_title=None, margin=dict(l=10, r=10, t=10, b=10))
+    query = place_on_map(coords, vectors, prediction.embedding) if prediction is not None else None
+    figure = map_figure(coords, names, categories=names, query=query, height=520, legend_title="class")
     st.plotly_chart(figure, width="stretch", key="embedding_map")
     st.caption(f"{len(labels)} test images ({MAP_PER_CLASS} per class at most), t-SNE of the `embedding` layer.")
 
 
 def confusion_section(folder: Path) -> None:
     st.subheader("Confusion matrix")
-    image = folder / classifier.CONFUSION_FILE
+    image = folder / CONFUSION_FILE
     if image.is_file():
         st.image(str(image))
     else:
         st.info(f"Not evaluated yet: `python classifier.py evaluate {folder}`")
 
 
-def preview_section(folder: Path, model: classifier.Classifier) -> None:
+def preview_section(folder: Path, model: Classifier) -> None:
     st.subheader("Dataset preview")
     try:
         inputs, labels = split_sample(str(folder), model.model_id, "train", PREVIEW_PER_CLASS)
-    except classifier.ClassifierError as error:
+    except ClassifierError as error:
         st.info(f"No preview: {error}")
         return
     image_grid(inputs, [model.classes[int(label)] for label in labels])
 
 
-def gallery_section(folder: Path, model: classifier.Classifier) -> None:
+def gallery_section(folder: Path, model: Classifier) -> None:
     st.subheader("Test images and their class probabilities")
     try:
         inputs, labels = split_sample(str(folder), model.model_id, "test", GALLERY_PER_CLASS)
         probabilities = gallery_probabilities(str(folder), model.model_id, GALLERY_PER_CLASS)
-    except classifier.ClassifierError as error:
+    except ClassifierError as error:
         st.info(f"No gallery: {error}")
         return
     captions = []
@@ -257,7 +246,7 @@ def main() -> None:
         return
     try:
         model = current_model(folder)
-    except classifier.ClassifierError as error:
+    except ClassifierError as error:
         st.error(str(error))
         return
     prediction = upload_section(model)

@@ -9,9 +9,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-import image_search
-import ui
-import utils
+from lookalike.core.backends import positional_index
+from lookalike.core.files import FolderError, check_folder
+from lookalike.core.images import make_thumbnail
+from lookalike.core.maps import cached_map, place_on_map, stratified_sample
+from lookalike.core.weights import WeightsUnavailable
+from lookalike.search import samples
+from lookalike.search.folders import Collection, index_folder
+from lookalike.search.ranking import rank
+from lookalike.style.vectors import StyleModel
+from lookalike.ui import common as ui
+from lookalike.ui.maps import map_figure
+from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section
 
 OTHER_FOLDER = "Another folder…"
 MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hover text instead of thumbnails
@@ -23,35 +32,33 @@ MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hove
 
 
 @st.cache_resource(show_spinner="Loading the VGG19 style model…")
-def load_style_model():
-    import style_transfer
-
-    model = style_transfer.StyleModel.load()
+def load_style_model() -> StyleModel:
+    model = StyleModel.load()
     ui.freeze_loaded_objects()
     return model
 
 
 @st.cache_resource
-def collection_registry() -> tuple[dict[tuple[str, str], image_search.Collection], threading.Lock]:
+def collection_registry() -> tuple[dict[tuple[str, str], Collection], threading.Lock]:
     """Indexed collections by (folder, model id), shared across sessions, with a lock for indexing."""
     return {}, threading.Lock()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def collection_index(_collection: image_search.Collection, content_key: str):
+def collection_index(_collection: Collection, content_key: str):
     """The collection's vector index (exact, or faiss for large collections), built once per version."""
-    return image_search.positional_index(_collection.vectors)
+    return positional_index(_collection.vectors)
 
 
 @st.cache_data(show_spinner=False)
 def museum_captions() -> dict[str, str]:
-    return image_search.museum_captions()
+    return samples.museum_captions()
 
 
 @st.cache_data(show_spinner="Drawing the style map…", max_entries=32)
 def style_map(_vectors: np.ndarray, model_id: str, content_key: str) -> np.ndarray:
     """The t-SNE style map, from the disk cache (computed once per collection and model)."""
-    return image_search.cached_map(_vectors, model_id)
+    return cached_map(_vectors, model_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,8 +75,8 @@ class CollectionChoice:
 
 def choose_collection() -> CollectionChoice | None:
     """The sidebar's collection picker: images-by-style/, the Met sample, or any folder."""
-    default = image_search.DEFAULT_COLLECTION
-    default_ready = image_search.has_images(default)
+    default = samples.DEFAULT_COLLECTION
+    default_ready = samples.has_images(default)
     options = ["images-by-style/", "Met paintings sample (174)", OTHER_FOLDER]
     with st.sidebar:
         st.header("Collection")
@@ -81,7 +88,7 @@ def choose_collection() -> CollectionChoice | None:
                 return None
             return CollectionChoice(default, "images-by-style", {})
         if choice == options[1]:
-            return CollectionChoice(image_search.museum_folder(), "Met paintings", museum_captions())
+            return CollectionChoice(samples.museum_folder(), "Met paintings", museum_captions())
         typed = st.text_input("Folder to index", key="custom_folder", placeholder="/path/to/images")
         if not typed:
             st.caption("Type the path of a folder of images (searched recursively).")
@@ -89,11 +96,11 @@ def choose_collection() -> CollectionChoice | None:
         return CollectionChoice(Path(typed), Path(typed).name or typed, {})
 
 
-def get_collection(choice: CollectionChoice, model) -> image_search.Collection | None:
+def get_collection(choice: CollectionChoice, model) -> Collection | None:
     """The indexed collection, from memory, or indexed now with a progress bar (new images only)."""
     try:
-        folder = utils.check_folder(choice.folder)
-    except utils.FolderError as error:
+        folder = check_folder(choice.folder)
+    except FolderError as error:
         st.error(str(error), icon=":material/folder_off:")
         return None
     registry, lock = collection_registry()
@@ -110,8 +117,8 @@ def get_collection(choice: CollectionChoice, model) -> image_search.Collection |
             bar.progress(done / max(total, 1), text=f"Indexing {choice.label}: {done}/{total} images")
 
         try:
-            collection = image_search.index_folder(folder, model, progress=progress)
-        except utils.FolderError as error:
+            collection = index_folder(folder, model, progress=progress)
+        except FolderError as error:
             bar.empty()
             st.error(str(error), icon=":material/folder_off:")
             return None
@@ -120,7 +127,7 @@ def get_collection(choice: CollectionChoice, model) -> image_search.Collection |
     return collection
 
 
-def show_collection_summary(collection: image_search.Collection) -> None:
+def show_collection_summary(collection: Collection) -> None:
     stats = collection.stats
     st.sidebar.caption(
         f"{len(collection)} images indexed ({stats.new} new, {stats.reused} from cache, "
@@ -137,7 +144,7 @@ def show_collection_summary(collection: image_search.Collection) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def search_form(model, collection: image_search.Collection) -> None:
+def search_form(model, collection: Collection) -> None:
     """Uploader, k slider and the search button; runs the model only when the button is clicked."""
     uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
     most = min(24, len(collection))  # a slider needs min < max: one image means one result
@@ -149,7 +156,7 @@ def search_form(model, collection: image_search.Collection) -> None:
         if image is not None:
             query = model.embed([model.prepare(image)])[0]
             st.session_state["style_search"] = {
-                "query_image": utils.make_thumbnail(image, 320),
+                "query_image": make_thumbnail(image, 320),
                 "query_vector": query,
                 "collection_key": (str(collection.folder), collection.model_id),
             }
@@ -158,7 +165,7 @@ def search_form(model, collection: image_search.Collection) -> None:
     st.session_state["style_k"] = k
 
 
-def current_search(collection: image_search.Collection) -> dict | None:
+def current_search(collection: Collection) -> dict | None:
     state = st.session_state.get("style_search")
     if state and state["collection_key"] == (str(collection.folder), collection.model_id):
         return state
@@ -169,10 +176,10 @@ def caption_for(path: Path, captions: dict[str, str]) -> str:
     return captions.get(path.name, path.stem.replace("_", " "))
 
 
-def show_results(collection: image_search.Collection, search: dict, captions: dict[str, str]) -> None:
+def show_results(collection: Collection, search: dict, captions: dict[str, str]) -> None:
     """The query beside a grid of ranked results: thumbnail, similarity and caption."""
     index = collection_index(collection, collection.content_key)
-    results = image_search.rank(collection, search["query_vector"], st.session_state.get("style_k", 6), index)
+    results = rank(collection, search["query_vector"], st.session_state.get("style_k", 6), index)
     left, right = st.columns([1, 4])
     left.image(search["query_image"], caption="Your reference image")
     with right:
@@ -188,37 +195,24 @@ def show_results(collection: image_search.Collection, search: dict, captions: di
                 st.caption(caption_for(result.path, captions))
                 if st.button("Use this style", key=f"use_style_{result.rank}",
                              help="Apply this painting's style to your photo (tab above)"):
-                    st.session_state["style_transfer_style"] = str(result.path)
+                    st.session_state[PRESET_KEY] = str(result.path)
                     st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
 
 
-def show_style_map(collection: image_search.Collection, search: dict | None, captions: dict[str, str]) -> None:
-    """An interactive t-SNE map of the collection's styles, with the query highlighted."""
-    import plotly.graph_objects as go
-
+def show_style_map(collection: Collection, search: dict | None, captions: dict[str, str]) -> None:
+    """An interactive t-SNE map of the collection's styles, with the query as a star."""
     if len(collection) < 3:
         st.info("The style map needs at least 3 images.")
         return
-    sample = image_search.stratified_sample(None, len(collection))
+    sample = stratified_sample(None, len(collection))
     vectors = collection.vectors[sample]
     coords = style_map(vectors, collection.model_id, collection.content_key)  # the sample depends only on len
     paths = [collection.paths[i] for i in sample]
     names = [caption_for(p, captions) for p in paths]
-    figure = go.Figure(go.Scatter(
-        x=coords[:, 0], y=coords[:, 1], mode="markers", name="collection", text=names,
-        hovertemplate="%{text}<extra></extra>", marker={"size": 9, "color": "#9c89b8", "opacity": 0.6},
-    ))
-    if len(paths) <= MAP_THUMBNAIL_LIMIT:
-        add_thumbnail_markers(figure, coords, paths)
-    if search is not None:
-        x, y = image_search.place_on_map(coords, vectors, search["query_vector"])
-        figure.add_trace(go.Scatter(
-            x=[x], y=[y], mode="markers+text", name="your image", text=["your image"], textposition="top center",
-            marker={"size": 22, "symbol": "star", "color": "#e63946", "line": {"width": 2, "color": "white"}},
-        ))
-    figure.update_layout(height=620, margin={"l": 0, "r": 0, "t": 30, "b": 0}, showlegend=True,
-                         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
-                         title=f"Style map of {len(paths)} images (t-SNE of style vectors)")
+    thumbnails = thumbnail_uris(tuple(map(str, paths))) if len(paths) <= MAP_THUMBNAIL_LIMIT else None
+    query = place_on_map(coords, vectors, search["query_vector"]) if search is not None else None
+    figure = map_figure(coords, names, query=query, thumbnails=thumbnails, height=620,
+                        title=f"Style map of {len(paths)} images (t-SNE of style vectors)")  # fmt: skip
     st.plotly_chart(figure, width="stretch")
 
 
@@ -229,33 +223,15 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str | None]:
     return [ui.data_uri(thumb, 64) if thumb is not None else None for thumb in thumbs]
 
 
-def add_thumbnail_markers(figure, coords: np.ndarray, paths: list[Path]) -> None:
-    """Draw each image's thumbnail at its place on the map."""
-    span = float(np.ptp(coords, axis=0).max()) or 1.0
-    size = span / max(8.0, np.sqrt(len(paths)) * 1.6)
-    images = [
-        {"source": uri, "x": x, "y": y, "xref": "x", "yref": "y", "sizex": size, "sizey": size,
-         "xanchor": "center", "yanchor": "middle", "layer": "above"}
-        for (x, y), uri in zip(coords.tolist(), thumbnail_uris(tuple(map(str, paths))), strict=True)
-        if uri is not None
-    ]
-    figure.update_layout(images=images)
-
-
 # ---------------------------------------------------------------------------------------------
 # Page
 # ---------------------------------------------------------------------------------------------
 
 
-def style_transfer_tab(collection: image_search.Collection | None, captions: dict[str, str]) -> None:
-    try:
-        import style_transfer_ui
-    except ImportError:
-        st.info("Style transfer is not installed in this build.")
-        return
+def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) -> None:
     choices = [(caption_for(p, captions), p) for p in collection.paths] if collection else []
-    preset = st.session_state.get("style_transfer_style")
-    style_transfer_ui.render_style_transfer_section(choices, Path(preset) if preset else None)
+    preset = st.session_state.get(PRESET_KEY)
+    render_style_transfer_section(choices, Path(preset) if preset else None)
 
 
 def main() -> None:
@@ -264,7 +240,7 @@ def main() -> None:
     choice = choose_collection()
     try:
         model = load_style_model()
-    except utils.WeightsUnavailable as error:
+    except WeightsUnavailable as error:
         ui.weights_error(error)
         return
     ui.random_weights_banner()

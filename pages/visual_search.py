@@ -1,7 +1,7 @@
 """Visual Search (VAE): upload a photo, find the catalog items that look most like it.
 
-UI only: the model, the catalogs and the cache live in ``vae.py``, ``catalogs.py`` and
-``image_search.py``. Models, catalogs and latents are loaded once per process; inference runs only
+UI only: the model, the catalogs and the cache live in ``lookalike.vae``, ``lookalike.domain`` and
+``lookalike.core``. Models, catalogs and latents are loaded once per process; inference runs only
 when a button is clicked, and its results are kept in ``st.session_state`` across reruns.
 """
 
@@ -13,9 +13,16 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-import catalogs
-import ui
-import vae
+from lookalike.core.backends import positional_index
+from lookalike.core.images import make_thumbnail
+from lookalike.core.maps import cached_map, place_on_map, stratified_sample
+from lookalike.datasets.catalog import Catalog, CatalogError
+from lookalike.domain import DOMAINS, Preprocessed, to_catalog_domain
+from lookalike.ui import common as ui
+from lookalike.ui.maps import map_figure
+from lookalike.vae.catalogs import load_catalog
+from lookalike.vae.checkpoints import Checkpoint, ModelMissing, load_checkpoint, train_command
+from lookalike.vae.latents import catalog_latents, decode, encode, generate, interpolate
 
 CATALOG_TITLES = {
     "fashion-mnist": "Fashion-MNIST clothes (60,000 items, 28×28 grey)",
@@ -32,13 +39,13 @@ STATE_KEY = "vae_page"
 
 
 @st.cache_resource(show_spinner="Loading the VAE…")
-def get_checkpoint(dataset: str) -> vae.Checkpoint:
-    return vae.load_checkpoint(dataset)
+def get_checkpoint(dataset: str) -> Checkpoint:
+    return load_checkpoint(dataset)
 
 
 @st.cache_resource(show_spinner="Reading the catalog…")
-def get_catalog(dataset: str) -> catalogs.Catalog:
-    return catalogs.load_catalog(dataset)
+def get_catalog(dataset: str) -> Catalog:
+    return load_catalog(dataset)
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,7 +56,7 @@ def get_latents(dataset: str, model_id: str) -> np.ndarray:
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Encoding the catalog: {done:,} / {total:,}")
 
-    vectors = vae.catalog_latents(get_checkpoint(dataset), get_catalog(dataset), progress=progress)
+    vectors = catalog_latents(get_checkpoint(dataset), get_catalog(dataset), progress=progress)
     bar.empty()
     return vectors
 
@@ -57,20 +64,16 @@ def get_latents(dataset: str, model_id: str) -> np.ndarray:
 @st.cache_resource(show_spinner=False)
 def get_catalog_index(dataset: str, model_id: str):
     """The catalog's z_mean vectors in a vector index (exact up to ~100,000 items), built once per model."""
-    import image_search
-
-    return image_search.positional_index(get_latents(dataset, model_id))
+    return positional_index(get_latents(dataset, model_id))
 
 
 @st.cache_data(show_spinner="Drawing the latent map (once; cached on disk)…")
 def get_map(dataset: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
     """A stratified sample of the catalog and its 2-D t-SNE coordinates."""
-    import image_search
-
     catalog = get_catalog(dataset)
     labels = [catalog.category(i) for i in range(len(catalog))]
-    sample = image_search.stratified_sample(labels, len(catalog), limit=MAP_LIMIT)
-    return sample, image_search.cached_map(get_latents(dataset, model_id)[sample], model_id)
+    sample = stratified_sample(labels, len(catalog), limit=MAP_LIMIT)
+    return sample, cached_map(get_latents(dataset, model_id)[sample], model_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,17 +83,16 @@ def get_map(dataset: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_search(dataset: str, image: np.ndarray, k: int) -> dict[str, Any]:
     """Preprocess, encode, rank and reconstruct one query: everything the results need."""
-
     checkpoint = get_checkpoint(dataset)
-    prepared = catalogs.to_catalog_domain(image, dataset)
-    query = vae.encode(checkpoint.model, prepared.image[None])[0]
+    prepared = to_catalog_domain(image, dataset)
+    query = encode(checkpoint.model, prepared.image[None])[0]
     indices, scores = get_catalog_index(dataset, checkpoint.model_id).search(query, k)
     return {
         "dataset": dataset,
         "model_id": checkpoint.model_id,
         "original": image,
         "prepared": prepared,
-        "reconstruction": vae.decode(checkpoint.model, query[None])[0],
+        "reconstruction": decode(checkpoint.model, query[None])[0],
         "query": query,
         "indices": [int(i) for i in indices],
         "scores": [float(s) for s in scores],
@@ -113,7 +115,7 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(picture.resize((size, size), Image.Resampling.NEAREST))
 
 
-def caption_of(catalog: catalogs.Catalog, index: int) -> str:
+def caption_of(catalog: Catalog, index: int) -> str:
     if catalog.name == "fashion-mnist":
         return f"{catalog.category(index)} · #{index}"
     return f"{catalog.captions[index]} ({catalog.category(index)})"
@@ -123,9 +125,9 @@ def show_query(result: dict[str, Any]) -> None:
     """The upload, each preprocessing step, and the decoder's reconstruction: what the model sees."""
     st.subheader("What the model sees")
     size = DISPLAY_SIZE[result["dataset"]]
-    prepared: catalogs.Preprocessed = result["prepared"]
-    panels = [("your upload", ui_thumbnail(result["original"], 256))]
-    panels += [(label, ui_thumbnail(step, 256)) for label, step in prepared.steps[:-1]]
+    prepared: Preprocessed = result["prepared"]
+    panels = [("your upload", make_thumbnail(result["original"], 256))]
+    panels += [(label, make_thumbnail(step, 256)) for label, step in prepared.steps[:-1]]
     panels += [
         ("model input: " + prepared.steps[-1][0] if prepared.steps else "model input", enlarge(prepared.image, size)),
         ("its reconstruction (decoded z_mean)", enlarge(result["reconstruction"], size)),
@@ -134,13 +136,7 @@ def show_query(result: dict[str, Any]) -> None:
         column.image(picture, caption=label, width=size)
 
 
-def ui_thumbnail(image: np.ndarray, size: int) -> np.ndarray:
-    from utils import make_thumbnail
-
-    return make_thumbnail(image, size)
-
-
-def show_results(result: dict[str, Any], catalog: catalogs.Catalog) -> None:
+def show_results(result: dict[str, Any], catalog: Catalog) -> None:
     """The ranked catalog items, best first, with scores (and credits for furniture)."""
     st.subheader("Most similar catalog items")
     size = DISPLAY_SIZE[result["dataset"]]
@@ -155,37 +151,16 @@ def show_results(result: dict[str, Any], catalog: catalogs.Catalog) -> None:
                     st.caption(f"by {catalog.creators[index]} · {catalog.licences[index]}")
 
 
-def show_map(dataset: str, catalog: catalogs.Catalog, result: dict[str, Any] | None) -> None:
+def show_map(dataset: str, catalog: Catalog, result: dict[str, Any] | None) -> None:
     """t-SNE of the catalog latents, coloured by category, with the query as a star."""
-    import plotly.express as px
-    import plotly.graph_objects as go
-
-    import image_search
-
     checkpoint = get_checkpoint(dataset)
     sample, coords = get_map(dataset, checkpoint.model_id)
     categories = [catalog.category(i) for i in sample]
-    palette = px.colors.qualitative.Dark24  # enough distinct colours for every category
-    figure = go.Figure()
-    for number, category in enumerate(sorted(set(categories))):
-        rows = [r for r, c in enumerate(categories) if c == category]
-        figure.add_trace(
-            go.Scattergl(
-                x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=category,
-                marker={"size": 5, "opacity": 0.75, "color": palette[number % len(palette)]},
-                text=[caption_of(catalog, int(sample[r])) for r in rows], hoverinfo="text",
-            )
-        )
+    query = None
     if result is not None:
-        vectors = get_latents(dataset, checkpoint.model_id)[sample]
-        x, y = image_search.place_on_map(coords, vectors, result["query"])
-        figure.add_trace(
-            go.Scatter(
-                x=[x], y=[y], mode="markers", name="your query", hoverinfo="name",
-                marker={"symbol": "star", "size": 18, "color": "black", "line": {"width": 2, "color": "white"}},
-            )
-        )
-    figure.update_layout(height=520, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend_title_text="category")
+        query = place_on_map(coords, get_latents(dataset, checkpoint.model_id)[sample], result["query"])
+    hover = [caption_of(catalog, int(i)) for i in sample]
+    figure = map_figure(coords, hover, categories=categories, query=query, height=520, query_name="your query")
     st.subheader("Latent map")
     st.caption(f"t-SNE of z_mean for {len(sample):,} catalog items, coloured by category.")
     st.plotly_chart(figure, width="stretch")
@@ -200,14 +175,14 @@ def show_generate(dataset: str) -> None:
     page = state().setdefault(dataset, {})
     if st.button("Generate", key=f"generate_{dataset}"):
         seed = page.get("generate_seed", 0) + 1
-        images = vae.generate(get_checkpoint(dataset).model, count, seed=seed, temperature=temperature)
+        images = generate(get_checkpoint(dataset).model, count, seed=seed, temperature=temperature)
         page.update(generate_seed=seed, generated=images)
     if "generated" in page:
         size = DISPLAY_SIZE[dataset]
         st.image([enlarge(image, size) for image in page["generated"]], width=size)
 
 
-def show_interpolation(dataset: str, catalog: catalogs.Catalog, result: dict[str, Any] | None) -> None:
+def show_interpolation(dataset: str, catalog: Catalog, result: dict[str, Any] | None) -> None:
     """A strip of decoded points on the straight line between two chosen items' latents."""
     st.subheader("Interpolate between two items")
     choices = interpolation_choices(catalog, result)
@@ -220,13 +195,13 @@ def show_interpolation(dataset: str, catalog: catalogs.Catalog, result: dict[str
     page = state().setdefault(dataset, {})
     if st.button("Interpolate", key=f"interpolate_{dataset}"):
         model = get_checkpoint(dataset).model
-        page["interpolation"] = vae.interpolate(model, catalog.images[first], catalog.images[second], int(steps))
+        page["interpolation"] = interpolate(model, catalog.images[first], catalog.images[second], int(steps))
     if "interpolation" in page:
         size = DISPLAY_SIZE[dataset]
         st.image([enlarge(image, size) for image in page["interpolation"]], width=size)
 
 
-def interpolation_choices(catalog: catalogs.Catalog, result: dict[str, Any] | None) -> list[int]:
+def interpolation_choices(catalog: Catalog, result: dict[str, Any] | None) -> list[int]:
     """The current results first, then the first few items of every category."""
     picked = list(result["indices"]) if result else []
     for label in range(len(catalog.class_names)):
@@ -234,7 +209,7 @@ def interpolation_choices(catalog: catalogs.Catalog, result: dict[str, Any] | No
     return list(dict.fromkeys(picked))
 
 
-def show_about(catalog: catalogs.Catalog) -> None:
+def show_about(catalog: Catalog) -> None:
     with st.expander("About the data"):
         st.markdown(f"**{len(catalog):,} items** in {len(catalog.class_names)} categories, read at run time.")
         for source in catalog.sources:
@@ -260,14 +235,14 @@ def main() -> None:
         "Upload a photo of a garment or a piece of furniture. A variational autoencoder maps it to a small "
         "latent vector, and the catalog items with the closest vectors (cosine similarity) are returned."
     )
-    dataset = st.radio("Catalog", catalogs.DATASETS, format_func=CATALOG_TITLES.get, horizontal=True, key="catalog")
+    dataset = st.radio("Catalog", DOMAINS, format_func=CATALOG_TITLES.get, horizontal=True, key="catalog")
     try:
         checkpoint = get_checkpoint(dataset)
         catalog = get_catalog(dataset)
-    except vae.ModelMissing as error:
-        st.error(f"No trained model for this catalog yet. Create it with `{vae.train_command(dataset)}`. ({error})")
+    except ModelMissing as error:
+        st.error(f"No trained model for this catalog yet. Create it with `{train_command(dataset)}`. ({error})")
         return
-    except catalogs.CatalogError as error:
+    except CatalogError as error:
         st.error(str(error))
         return
 

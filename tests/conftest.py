@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests run on random weights with a private cache folder, on real images from ../shared/data."""
+"""Shared fixtures. Tests run on random weights with a private cache folder, on real images from ../shared/data.
+
+The project root is on ``sys.path`` through ``pythonpath`` in pyproject.toml; test helpers are imported
+as ``tests.<module>``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,14 @@ import functools
 import http.server
 import os
 import shutil
-import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from shared_paths import PAINTINGS, SHARED_DATA
+from tests.paths import CLOTHING, PAINTINGS, SHARED_DATA
 
 # Set before any project module reads the settings.
 os.environ["LOOKALIKE_WEIGHTS"] = "random"
@@ -35,12 +36,42 @@ def paintings() -> list[Path]:
     return found
 
 
+CopyPaintings = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def copy_paintings(tmp_path_factory: pytest.TempPathFactory, paintings: list[Path]) -> CopyPaintings:
+    """``copy_paintings(which=slice(None), name="paintings")``: a fresh folder holding private copies of the
+    paintings picked by ``which`` (a slice or indices), so that file hashes, edits and deletions stay local."""
+
+    def copy(which: slice | Sequence[int] = slice(None), name: str = "paintings") -> Path:
+        folder = tmp_path_factory.mktemp(name)
+        chosen = paintings[which] if isinstance(which, slice) else [paintings[i] for i in which]
+        for path in chosen:
+            shutil.copy(path, folder / path.name)
+        return folder
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch model on the 460-image subset, 32 px, trained through the CLI."""
+    models = tmp_path_factory.mktemp("models")
+    argv = ["train", "--data", str(CLOTHING), "--epochs", "1", "--input-size", "32", "--batch-size", "64",
+            "--models-dir", str(models), "--name", "tiny"]
+    import classifier
+
+    assert classifier.main(argv) == 0
+    return models / "tiny"
+
+
 @pytest.fixture(scope="session")
 def style_model():
     """One VGG19 style model (random weights) for the whole run."""
-    import style_transfer
+    from lookalike.style.vectors import StyleModel
 
-    return style_transfer.StyleModel.load()
+    return StyleModel.load()
 
 
 @pytest.fixture

@@ -6,23 +6,37 @@ must still work for the next upload.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_images import CORPUS, BadInput, bad_inputs, write_corpus
 from streamlit.testing.v1 import AppTest
 
-import image_search
-import utils
+from lookalike.core import settings
+from lookalike.core.cache import EmbeddingCache
+from lookalike.core.images import DEFAULT_MAX_SIDE, ImageError, load_image
+from lookalike.search.folders import index_folder
+from lookalike.vae.checkpoints import train_command
+from tests.apptest import (
+    SEARCH,
+    button,
+    labelled,
+    reference_shown,
+    result_captions,
+    style_app,
+    trained_classifier,
+    trained_vae_catalog,
+    upload_and_search,
+    visual_app,
+    visual_results,
+    visual_search,
+)
+from tests.bad_images import CORPUS, BadInput, bad_inputs, write_corpus
+from tests.embedders import GridEmbedder
+from tests.paths import CLASSIFIER_PAGE, CLOTHING
 
-ROOT = Path(__file__).resolve().parents[1]
-STYLE_PAGE = ROOT / "pages" / "style_search.py"
-SHARED_CLOTHING = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "test"
+SHARED_CLOTHING = CLOTHING / "test"
 PHOTO = sorted((SHARED_CLOTHING / "hat").glob("*.jpg"))[0]  # a real photo, read in place
-OTHER_FOLDER = "Another folder…"
-SEARCH = "Search for Similar Images"
 UNUSABLE = sorted(name for name, _, usable, _ in CORPUS.values() if not usable)
 
 
@@ -32,42 +46,9 @@ UNUSABLE = sorted(name for name, _, usable, _ in CORPUS.values() if not usable)
 
 
 @pytest.fixture(scope="session")
-def six_paintings(tmp_path_factory, paintings: list[Path]) -> Path:
+def six_paintings(copy_paintings) -> Path:
     """A small collection (3 cubist, 3 impressionist paintings), quick to index."""
-    folder = tmp_path_factory.mktemp("six-paintings")
-    for path in paintings[0:3] + paintings[16:19]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-def style_app(folder: Path) -> AppTest:
-    """The Style Search page, pointed at ``folder`` through "Another folder…", after its first run."""
-    at = AppTest.from_file(str(STYLE_PAGE), default_timeout=300)
-    at.session_state["collection_choice"] = OTHER_FOLDER
-    at.session_state["custom_folder"] = str(folder)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert len(matches) == 1, f"expected one '{label}' button, found {[b.label for b in at.button]}"
-    return matches[0]
-
-
-def upload_and_search(at: AppTest, name: str, data: bytes, mime: str) -> AppTest:
-    at.file_uploader(key="style_query").set_value((name, data, mime))
-    button(at, SEARCH).click()
-    return at.run()
-
-
-def result_captions(at: AppTest) -> list[str]:
-    return [c for image in at.image for c in image.captions if c.startswith("#")]
-
-
-def reference_shown(at: AppTest) -> bool:
-    return any("Your reference image" in image.captions for image in at.image)
+    return copy_paintings([0, 1, 2, 16, 17, 18], "six-paintings")
 
 
 def assert_result_or_one_message(at: AppTest, item: BadInput) -> None:
@@ -136,7 +117,6 @@ TRANSFER_UPLOADERS = {"style_transfer_photo": None, "style_transfer_style_upload
 
 @pytest.fixture(scope="module")
 def open_transfer_tab(six_paintings: Path) -> AppTest:
-    pytest.importorskip("style_transfer_ui")
     return style_app(six_paintings)
 
 
@@ -166,21 +146,17 @@ def test_style_transfer_upload(item: BadInput, uploader: str, open_transfer_tab:
 
 
 @pytest.fixture(scope="session")
-def mixed_folder(tmp_path_factory, paintings: list[Path]) -> Path:
+def mixed_folder(copy_paintings) -> Path:
     """Three paintings plus the 13 corpus files."""
-    folder = tmp_path_factory.mktemp("mixed-collection")
-    for path in paintings[:3]:
-        shutil.copy(path, folder / path.name)
+    folder = copy_paintings(slice(3), "mixed-collection")
     write_corpus(folder)
     return folder
 
 
 def test_index_folder_skips_and_lists_bad_files(mixed_folder: Path, tmp_path: Path):
-    from test_faults import GridEmbedder  # decoding is the model-independent part under test
-
-    embedder = GridEmbedder()
-    cache = image_search.EmbeddingCache(embedder.model_id, root=tmp_path / "embeddings")
-    collection = image_search.index_folder(mixed_folder, embedder, cache=cache, batch_size=4)
+    embedder = GridEmbedder()  # decoding is the model-independent part under test
+    cache = EmbeddingCache(embedder.model_id, root=tmp_path / "embeddings")
+    collection = index_folder(mixed_folder, embedder, cache=cache, batch_size=4)
     skipped = {path.name: reason for path, reason in collection.skipped}
     assert sorted(skipped) == UNUSABLE
     assert all(reason and "Traceback" not in reason for reason in skipped.values())
@@ -190,7 +166,7 @@ def test_index_folder_skips_and_lists_bad_files(mixed_folder: Path, tmp_path: Pa
     assert np.isfinite(collection.vectors).all()
     np.testing.assert_allclose(np.linalg.norm(collection.vectors, axis=1), 1.0, rtol=1e-4)
     # The next run reuses every vector and lists the same bad files again.
-    again = image_search.index_folder(mixed_folder, embedder, cache=cache)
+    again = index_folder(mixed_folder, embedder, cache=cache)
     assert again.stats.new == 0 and again.stats.reused == len(collection)
     assert sorted(p.name for p, _ in again.skipped) == UNUSABLE
 
@@ -210,54 +186,17 @@ def test_style_search_page_lists_skipped_files(mixed_folder: Path):
 def test_load_image_gives_rgb_or_image_error_for_every_input():
     for item in bad_inputs():
         if item.usable:
-            image = utils.load_image(item.data)
+            image = load_image(item.data)
             assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, item.name
-            assert max(image.shape[:2]) <= utils.DEFAULT_MAX_SIDE, item.name
+            assert max(image.shape[:2]) <= DEFAULT_MAX_SIDE, item.name
         else:
-            with pytest.raises(utils.ImageError):
-                utils.load_image(item.data)
+            with pytest.raises(ImageError):
+                load_image(item.data)
 
 
 # ---------------------------------------------------------------------------------------------
 # Visual Search (VAE) page in AppTest
 # ---------------------------------------------------------------------------------------------
-
-VISUAL_PAGE = ROOT / "pages" / "visual_search.py"
-
-
-def trained_vae_catalog() -> str:
-    import vae
-
-    for dataset in ("fashion-mnist", "furniture"):
-        if (vae.model_dir(dataset) / "metadata.json").is_file():
-            return dataset
-    pytest.skip(f"no trained VAE in models/: `{vae.train_command('furniture')}` creates one")
-
-
-def visual_app(dataset: str) -> AppTest:
-    at = AppTest.from_file(str(VISUAL_PAGE), default_timeout=300)
-    at.session_state["catalog"] = dataset
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert len(at.file_uploader) == 1 or len(at.error), [e.value for e in at.error]
-    return at
-
-
-def labelled(widgets, label: str):
-    """The one widget with this label (keys are the page's business; labels are what people see)."""
-    matches = [w for w in widgets if w.label == label]
-    assert len(matches) == 1, f"expected one '{label}', found {[w.label for w in widgets]}"
-    return matches[0]
-
-
-def visual_search(at: AppTest, dataset: str, name: str, data: bytes, mime: str) -> AppTest:
-    labelled(at.file_uploader, "Upload a photo").set_value((name, data, mime))
-    labelled(at.button, SEARCH).click()
-    return at.run()
-
-
-def visual_results(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if "\nsimilarity " in m.value]
 
 
 @pytest.fixture(scope="module")
@@ -307,15 +246,13 @@ def test_visual_search_drops_old_results_after_an_unusable_upload(open_visual_pa
 def test_visual_search_without_a_model_says_how_to_train(tmp_path: Path, monkeypatch):
     import streamlit as st
 
-    import vae
-
-    monkeypatch.setattr(vae, "MODELS_DIR", tmp_path)  # no trained model anywhere
+    monkeypatch.setattr(settings, "MODELS_DIR", tmp_path)  # no trained model anywhere
     st.cache_resource.clear()
     try:
         for dataset in ("fashion-mnist", "furniture"):
             at = visual_app(dataset)
             errors = [e.value for e in at.error]
-            assert len(errors) == 1 and vae.train_command(dataset) in errors[0], errors
+            assert len(errors) == 1 and train_command(dataset) in errors[0], errors
             assert len(at.file_uploader) == 0
     finally:
         st.cache_resource.clear()
@@ -324,17 +261,6 @@ def test_visual_search_without_a_model_says_how_to_train(tmp_path: Path, monkeyp
 # ---------------------------------------------------------------------------------------------
 # Fashion Classifier page in AppTest
 # ---------------------------------------------------------------------------------------------
-
-CLASSIFIER_PAGE = ROOT / "pages" / "fashion_classifier.py"
-
-
-def trained_classifier() -> Path:
-    import classifier
-
-    found = classifier.list_models(utils.MODELS_DIR)
-    if not found:
-        pytest.skip(f"no trained classifier in models/: `{'python classifier.py train --data fashion-mnist'}`")
-    return found[0]
 
 
 @pytest.fixture(scope="module")

@@ -4,47 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import streamlit as st
-from PIL import Image
-from test_bad_inputs import button, result_captions, style_app, upload_and_search
 
 import image_search
 import utils
-
-
-class GridEmbedder:
-    """A cheap, deterministic embedder (mean colour of a 4 × 4 grid): the cache logic is the same for any model."""
-
-    def __init__(self, model_id: str = "test-grid-v1", fail_after: int | None = None,
-                 error: type[BaseException] = RuntimeError):
-        self.model_id = model_id
-        self.fail_after = fail_after
-        self.error = error
-        self.embedded = 0  # images embedded so far
-
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(image).resize((4, 4), Image.Resampling.BOX), dtype=np.float32)
-
-    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        if self.fail_after is not None and self.embedded + len(images) > self.fail_after:
-            raise self.error(f"interrupted after {self.embedded} images")
-        self.embedded += len(images)
-        return np.stack([image.reshape(-1) / 255.0 + 0.01 for image in images]).astype(np.float32)
+from lookalike.ui import diagnostics
+from tests.apptest import button, result_captions, style_app, upload_and_search
+from tests.embedders import GridEmbedder
 
 
 @pytest.fixture
-def collection_folder(tmp_path: Path, paintings: list[Path]) -> Path:
+def collection_folder(copy_paintings) -> Path:
     """A private copy of the 32 paintings (so file hashes and deletions stay local to the test)."""
-    folder = tmp_path / "paintings"
-    folder.mkdir()
-    for path in paintings:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return copy_paintings()
 
 
 def shard_files(cache: image_search.EmbeddingCache) -> list[Path]:
@@ -96,7 +72,7 @@ def test_failed_shard_write_leaves_no_partial_file(cache_root: Path, monkeypatch
         Path(path).write_bytes(b"PK\x03\x04 half a zip file")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(utils.np, "savez", crash_midway)
+    monkeypatch.setattr(np, "savez", crash_midway)
     with pytest.raises(OSError, match="No space left"):
         cache.store(["c"], np.ones((1, 3), np.float32))
     monkeypatch.undo()
@@ -195,12 +171,8 @@ def test_damaged_map_cache_is_recomputed(tmp_path: Path):
 
 
 @pytest.fixture
-def four_paintings(tmp_path: Path, paintings: list[Path]) -> Path:
-    folder = tmp_path / "four"
-    folder.mkdir()
-    for path in paintings[4:6] + paintings[20:22]:
-        shutil.copy(path, folder / path.name)
-    return folder
+def four_paintings(copy_paintings) -> Path:
+    return copy_paintings([4, 5, 20, 21], "four")
 
 
 def test_deleted_collection_folder_gives_a_message(four_paintings: Path, paintings: list[Path]):
@@ -261,9 +233,7 @@ def test_style_model_loads_once_for_many_sessions(four_paintings: Path):
 def test_diagnostics_readout_is_opt_in_and_counts_loads(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    import diagnostics
-
-    script = "import diagnostics\ndiagnostics.render_diagnostics()\n"
+    script = "from lookalike.ui import diagnostics\ndiagnostics.render_diagnostics()\n"
     monkeypatch.delenv(diagnostics.ENV, raising=False)
     at = AppTest.from_string(script).run()
     assert not at.exception and len(at.sidebar.caption) == 0

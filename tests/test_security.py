@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_inputs import reference_shown, style_app, upload_and_search
-from test_faults import GridEmbedder
 
 import image_search
 import utils
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from lookalike.classifier.storage import list_models
+from lookalike.vae.checkpoints import model_dir
+from tests.apptest import labelled, reference_shown, style_app, upload_and_search, visual_app, visual_search
+from tests.embedders import GridEmbedder
+from tests.paths import CLASSIFIER_PAGE, ROOT
 
 # ---------------------------------------------------------------------------------------------
 # Watching file access
@@ -62,11 +62,8 @@ class FileAccess:
 
 
 @pytest.fixture(scope="session")
-def few_paintings(tmp_path_factory, paintings: list[Path]) -> Path:
-    folder = tmp_path_factory.mktemp("three-paintings")
-    for path in paintings[7:9] + paintings[25:26]:
-        shutil.copy(path, folder / path.name)
-    return folder
+def few_paintings(copy_paintings) -> Path:
+    return copy_paintings([7, 8, 25], "three-paintings")
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
@@ -138,8 +135,10 @@ FORBIDDEN = {
 
 
 def project_sources() -> list[Path]:
-    skip = {".venv", "tests", ".git", "node_modules", "__pycache__", "test-artifacts"}
-    return sorted(p for p in ROOT.rglob("*.py") if not skip & set(p.relative_to(ROOT).parts))
+    """The project's Python files: hidden folders (.venv, .git, local scratch) and the tests are not the product."""
+    skip = {"tests", "node_modules", "__pycache__", "test-artifacts"}
+    parts = (p.relative_to(ROOT).parts for p in ROOT.rglob("*.py"))
+    return sorted(ROOT.joinpath(*part) for part in parts if not skip & set(part) and not part[0].startswith("."))
 
 
 def test_no_pickle_or_unsafe_loading_in_the_source():
@@ -297,11 +296,6 @@ def test_streamlit_reads_the_upload_limit(monkeypatch):
 
 def test_other_uploaders_never_use_the_name_as_a_path(few_paintings: Path, tmp_path: Path, monkeypatch):
     """The same hostile name through the style-transfer, Visual Search and classifier uploaders."""
-    from test_bad_inputs import CLASSIFIER_PAGE, labelled, visual_app, visual_search
-
-    import classifier
-    import vae
-
     monkeypatch.chdir(tmp_path)
     name = "../../etc/passwd.png"
     data = png_bytes((30, 30, 200), (64, 64))
@@ -311,13 +305,13 @@ def test_other_uploaders_never_use_the_name_as_a_path(few_paintings: Path, tmp_p
         labelled(transfer.file_uploader, "Your photo").set_value((name, data, "image/png")).run()
     apps.append(("style transfer", transfer, access.touched("passwd")))
     for dataset in ("fashion-mnist", "furniture"):
-        if (vae.model_dir(dataset) / "metadata.json").is_file():
+        if (model_dir(dataset) / "metadata.json").is_file():
             at = visual_app(dataset)
             with FileAccess.get() as access:
                 visual_search(at, dataset, name, data, "image/png")
             apps.append(("visual search", at, access.touched("passwd")))
             break
-    if classifier.list_models(utils.MODELS_DIR):
+    if list_models():
         from streamlit.testing.v1 import AppTest
 
         at = AppTest.from_file(str(CLASSIFIER_PAGE), default_timeout=300).run()

@@ -17,10 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e_steps import ARTIFACTS, STEP_TIMEOUT_MS
 from playwright.sync_api import Page, expect
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.e2e_steps import ARTIFACTS, STEP_TIMEOUT_MS
+from tests.paths import ROOT
+
 CHROMIUM = Path(os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from bad_images import bad_inputs
-from e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, wait_idle
 from playwright.sync_api import Page, expect
+
+from lookalike.classifier.storage import read_metadata
+from tests.apptest import trained_classifier
+from tests.bad_images import bad_inputs
+from tests.e2e.e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, wait_idle
+from tests.paths import CLOTHING as CLOTHING_DATASET
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CLOTHING = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "test"
+CLOTHING = CLOTHING_DATASET / "test"
 CHOOSE = "Choose an image"
 HEADLINE = re.compile(r"^(.+?)\s+·\s+(\d{1,3}\.\d)%$")
 PERCENT = re.compile(r"(\d{1,3}\.\d)%")
 
 
 def trained_classes() -> list[str]:
-    import classifier
-    import utils
-
-    found = classifier.list_models(utils.MODELS_DIR)
-    if not found:
-        pytest.skip("no trained classifier in models/: `python classifier.py train --data fashion-mnist`")
-    return list(classifier.read_metadata(found[0])["classes"])
+    return list(read_metadata(trained_classifier())["classes"])
 
 
 def test_classifier_shows_class_probabilities_and_map(page: Page, app_server: str):

@@ -6,14 +6,22 @@ import re
 from pathlib import Path
 
 import pytest
-from bad_images import bad_inputs
-from e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, uploader, wait_idle
 from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.bad_images import bad_inputs
+from tests.e2e.e2e_steps import (
+    INDEX_TIMEOUT_MS,
+    no_exception,
+    open_tool,
+    screenshot,
+    upload,
+    uploader,
+    wait_idle,
+)
+from tests.paths import CLOTHING, PAINTINGS
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-PAINTINGS = ROOT.parent / "shared" / "data" / "images-by-style"  # 32 paintings, read in place
 SEARCH = "Search for Similar Images"
 QUERY = "Upload a reference image"
 CAPTION = re.compile(r"^#(\d+) · similarity (-?\d\.\d{3})$")
@@ -181,8 +189,6 @@ def check_one_model_per_process(pages: list[Page]) -> None:
     assert len(pids) == 1, pids
 
 
-
-
 def test_four_users_search_at_the_same_time(browser, browser_context_args, app_server):
     """Four sessions send their searches together; each gets its own painting first, nothing mixed up."""
     paintings = [PAINTINGS / name for name in
@@ -214,7 +220,7 @@ def test_four_users_search_at_the_same_time(browser, browser_context_args, app_s
 # A long style transfer next to a search
 # ---------------------------------------------------------------------------------------------
 
-PHOTO = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "test" / "hat"
+PHOTO = CLOTHING / "test" / "hat"
 
 
 def test_long_style_transfer_does_not_block_another_users_search(browser, browser_context_args, app_server):

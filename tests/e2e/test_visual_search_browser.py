@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from bad_images import bad_inputs
-from e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, uploader, wait_idle
 from playwright.sync_api import Page, expect
+
+from tests.apptest import trained_vae_catalog
+from tests.bad_images import bad_inputs
+from tests.e2e.e2e_steps import (
+    INDEX_TIMEOUT_MS,
+    no_exception,
+    open_tool,
+    screenshot,
+    upload,
+    uploader,
+    wait_idle,
+)
+from tests.paths import CLOTHING as CLOTHING_DATASET
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CLOTHING = ROOT.parent / "shared" / "data" / "clothing-dataset-small" / "test"
+CLOTHING = CLOTHING_DATASET / "test"
 SEARCH = "Search for Similar Images"
 RESULT = re.compile(r"^(\d+)\. (.+)\s+similarity (-?\d\.\d{3})$", re.S)
 CATALOG_LABELS = {
@@ -24,12 +33,7 @@ CATALOG_LABELS = {
 
 def trained_catalog() -> str:
     """A catalog whose VAE is trained (the page needs one); Fashion-MNIST first, since the photos are clothes."""
-    import vae
-
-    for dataset in ("fashion-mnist", "furniture"):
-        if (vae.model_dir(dataset) / "metadata.json").is_file():
-            return dataset
-    pytest.skip(f"no trained VAE in models/: `{vae.train_command('furniture')}` creates one")
+    return trained_vae_catalog()
 
 
 def results(page: Page) -> list[tuple[int, str, float]]:

@@ -1,0 +1,39 @@
+"""Every environment-driven setting of the app, read in one place, and the project's fixed folders."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = PROJECT_ROOT / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``LOOKALIKE_*`` variables, parsed."""
+
+    weights: str  # "imagenet", "random" or a path to a weights file
+    mirror: str | None  # base URL or folder that replaces the public download hosts
+    roots: tuple[Path, ...]  # folders that users may index; empty means anywhere
+    cache_dir: Path  # where embeddings, maps and downloads are kept
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+
+def get_settings() -> Settings:
+    """Read ``LOOKALIKE_*`` variables. Cheap, so callers read it when they need it (tests change them)."""
+    weights = os.environ.get("LOOKALIKE_WEIGHTS", "imagenet").strip() or "imagenet"
+    mirror = os.environ.get("LOOKALIKE_MIRROR", "").strip() or None
+    roots = tuple(
+        Path(p).expanduser().resolve()
+        for p in os.environ.get("LOOKALIKE_ROOTS", "").split(os.pathsep)
+        if p.strip()
+    )
+    cache_dir = Path(
+        os.environ.get("LOOKALIKE_CACHE", "") or Path.home() / ".cache" / "lookalike"
+    ).expanduser()
+    return Settings(weights=weights, mirror=mirror, roots=roots, cache_dir=cache_dir)

@@ -1,0 +1,73 @@
+"""Vector arithmetic shared by every tool: the one L2 ``normalize``, cosine ``top_k``, and retrieval metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (the last axis) as float32; zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def top_k(
+    vectors: np.ndarray, query: np.ndarray, k: int, normalized: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` rows most similar to ``query``, best first.
+
+    Pass ``normalized=True`` when the rows are already unit length (as ``Collection.vectors`` are),
+    to skip normalising the whole matrix on every query.
+    """
+    if len(vectors) == 0:
+        return np.zeros(0, int), np.zeros(0, np.float32)
+    scores = (vectors if normalized else normalize(vectors)) @ normalize(query.reshape(1, -1))[0]
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    order = best[np.lexsort((best, -scores[best]))]  # by score, ties by index: stable
+    return order, scores[order]
+
+
+def retrieval_metrics(vectors: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Leave-one-out P@1, P@5 and mAP for ranking by cosine similarity."""
+    labels_array = np.asarray(labels)
+    sims = normalize(vectors) @ normalize(vectors).T
+    np.fill_diagonal(sims, -np.inf)
+    p1, p5, aps = [], [], []
+    for i in range(len(vectors)):
+        order = np.argsort(-sims[i], kind="stable")[:-1]
+        relevant = labels_array[order] == labels_array[i]
+        p1.append(relevant[0])
+        p5.append(relevant[:5].mean())
+        hits = np.cumsum(relevant)
+        precision_at_hits = hits[relevant] / (np.flatnonzero(relevant) + 1)
+        aps.append(precision_at_hits.mean() if relevant.any() else 0.0)
+    return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps))}
+
+
+def precision_at_k(
+    catalog_vectors: np.ndarray,
+    catalog_labels: np.ndarray,
+    query_vectors: np.ndarray,
+    query_labels: np.ndarray,
+    k: int,
+    leave_one_out: bool = False,
+    chunk: int = 256,
+) -> float:
+    """Mean fraction of each query's k cosine-nearest catalog items that share its label.
+
+    With ``leave_one_out`` the queries are the catalog itself and each query's own row is skipped.
+    """
+    catalog_unit, query_unit = normalize(catalog_vectors), normalize(query_vectors)
+    hits = []
+    for start in range(0, len(query_unit), chunk):
+        scores = query_unit[start : start + chunk] @ catalog_unit.T
+        if leave_one_out:
+            rows = np.arange(scores.shape[0])
+            scores[rows, start + rows] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        hits.append((catalog_labels[top] == query_labels[start : start + chunk, None]).mean(axis=1))
+    return float(np.concatenate(hits).mean())

@@ -1,0 +1,100 @@
+"""Small Streamlit pieces that every page shares: banners, the one upload reader, thumbnails."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import io
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from lookalike.core import settings
+from lookalike.core.images import DEFAULT_MAX_SIDE, IMAGE_SUFFIXES, ImageError, load_image, make_thumbnail
+from lookalike.core.weights import WeightsUnavailable
+
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]  # jpg, jpeg, png, webp, bmp, gif (first frame)
+
+
+def freeze_loaded_objects() -> None:
+    """Move everything allocated so far (models, graphs) out of the garbage collector's view.
+
+    Streamlit runs a full garbage collection after every script run (and Keras' ``clear_session``
+    another); with TensorFlow's large object graphs each takes most of a second. Frozen objects
+    are skipped, so call this once after loading a model.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def random_weights_banner() -> None:
+    """A visible warning whenever the models run on random weights."""
+    if settings.get_settings().random_weights:
+        st.warning(
+            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): models that need pretrained ImageNet "
+            "weights give placeholder results, which show that the pipeline works, not real similarity.",
+            icon=":material/warning:",
+        )
+
+
+def weights_error(error: WeightsUnavailable) -> None:
+    """One clear message for missing pretrained weights, with where to put the file."""
+    st.error(
+        f"**{error.model} weights are not available.** {error.reason}.\n\n"
+        f"Download `{error.filename}` and put it in `{settings.MODELS_DIR}/` (or `~/.keras/models/`), "
+        "or set `LOOKALIKE_WEIGHTS` to a weights file, then reload this page. "
+        "To explore the app without them, start it with `LOOKALIKE_WEIGHTS=random`.",
+        icon=":material/key_off:",
+    )
+
+
+def upload_error(error: ImageError, name: str = "") -> None:
+    """The one message every uploader shows for a file that is not a usable image."""
+    prefix = f"{name}: " if name else ""
+    st.error(f"This upload can't be used: {prefix}{error} Please choose another image.", icon=":material/broken_image:")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def decode_bytes(data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+    """Decode image bytes once per content (reruns reuse the array). Raises ``ImageError``."""
+    return load_image(data, max_side=max_side)
+
+
+def read_upload(uploaded, max_side: int = DEFAULT_MAX_SIDE, name: str = "") -> np.ndarray | None:
+    """Decode an uploaded file from its bytes (its name is never used as a path).
+
+    Shows one ``st.error`` and returns ``None`` when the file is not a usable image.
+    """
+    if uploaded is None:
+        return None
+    try:
+        return decode_bytes(uploaded.getvalue(), max_side)
+    except ImageError as error:
+        upload_error(error, name)
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def thumbnail_of(path: str, mtime_ns: int, size: int = 256) -> np.ndarray | None:
+    """A display thumbnail of an image file, cached per file version. ``None`` if it no longer decodes."""
+    try:
+        return make_thumbnail(load_image(path, max_side=size * 2), size)
+    except ImageError:
+        return None
+
+
+def file_thumbnail(path: Path, size: int = 256) -> np.ndarray | None:
+    try:
+        return thumbnail_of(str(path), path.stat().st_mtime_ns, size)
+    except OSError:
+        return None
+
+
+def data_uri(image: np.ndarray, size: int = 64, quality: int = 70) -> str:
+    """A small JPEG data URI, for thumbnails inside plotly charts."""
+    thumb = Image.fromarray(make_thumbnail(image, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,190 @@
+"""The "Apply a style to your photo" section of the Style Search page (neural style transfer).
+
+``pages/style_search.py`` calls :func:`render_style_transfer_section` inside its tab. A search result's
+"Use this style" button presets the style by putting its path in ``st.session_state[PRESET_KEY]``.
+
+Concurrency: each Streamlit session runs in its own thread. The VGG19 feature stack is built once per
+process (``st.cache_resource``) and shared without a lock; every optimisation step is one TensorFlow call
+that releases the GIL, so other sessions' searches keep running. At most ``MAX_CONCURRENT`` transfers run
+at once (the others wait their turn, visibly); a waiting or running transfer stops within one step when
+its user clicks anything else or leaves, because Streamlit interrupts the script at the next UI update.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from lookalike.core.images import ImageError, make_thumbnail, png_bytes
+from lookalike.core.settings import get_settings
+from lookalike.core.weights import WeightsUnavailable, weights_label
+from lookalike.style.transfer import (
+    DEFAULT_STRENGTH,
+    DEFAULT_TRANSFER_SIZE,
+    DEFAULT_TRANSFER_STEPS,
+    stylize,
+    transfer_model,
+)
+from lookalike.style.transfer_model import TransferModel
+from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, read_upload
+
+PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
+RESULT_KEY = "style_transfer_result"
+MAX_CONCURRENT = 1  # transfers that may run at once in this process (each one uses every core)
+THUMBNAIL = 200  # px, the chosen painting and photo
+PREVIEW_EVERY_S = 0.5  # the live preview is redrawn at most this often
+_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
+SOURCE_PRESET, SOURCE_COLLECTION, SOURCE_UPLOAD = "The chosen search result", "The collection", "Upload a painting"
+
+
+@st.cache_resource(show_spinner="Loading the VGG19 feature model…")
+def shared_transfer_model(weights: str) -> TransferModel:
+    """The process-wide style-transfer model for these weights (the label keys the cache)."""
+    return transfer_model()
+
+
+def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_style: Path | None = None) -> None:
+    """Pick a style and a photo, then "Apply style": live progress, the result and a PNG download."""
+    st.caption("Repaint your photo in the brushwork and colours of a painting (Gatys et al. neural style transfer).")
+    if get_settings().random_weights:
+        st.warning(
+            "VGG19 runs with random weights (LOOKALIKE_WEIGHTS=random): the result shows the mechanics, "
+            "not a real painting style. Add the ImageNet weights for real results."
+        )
+    preset = preset_style or _session_preset()
+    left, right = st.columns(2)
+    with left:
+        style_name, style_image = _pick_style(style_choices, preset)
+        _show(style_image, style_name)
+    with right:
+        photo_name, photo_image = _pick_photo()
+        _show(photo_image, photo_name)
+    options = _pick_options()
+    ready = style_image is not None and photo_image is not None
+    if st.button("Apply style", type="primary", disabled=not ready, key="style_transfer_apply"):
+        _apply(photo_image, style_image, options, f"{photo_name} in the style of {style_name}")
+    _show_result()
+
+
+def _session_preset() -> Path | None:
+    value = st.session_state.get(PRESET_KEY)
+    return Path(value) if value else None
+
+
+def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[str, np.ndarray | None]:
+    """The style as (name, image); None when nothing is chosen yet or the file is not a usable image."""
+    sources = ([SOURCE_PRESET] if preset else []) + ([SOURCE_COLLECTION] if choices else []) + [SOURCE_UPLOAD]
+    source = st.radio("Style from", sources, horizontal=True, key="style_transfer_source")
+    if source == SOURCE_PRESET and preset is not None:
+        return preset.name, _read(preset)
+    if source == SOURCE_COLLECTION:
+        captions = [caption for caption, _ in choices]
+        index = st.selectbox("Painting", range(len(choices)), format_func=captions.__getitem__,
+                             key="style_transfer_choice")  # fmt: skip
+        caption, path = choices[index]
+        return caption, _read(path)
+    upload = st.file_uploader("Painting", type=UPLOAD_TYPES, key="style_transfer_style_upload")
+    return (upload.name, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
+
+
+def _pick_photo() -> tuple[str, np.ndarray | None]:
+    upload = st.file_uploader("Your photo", type=UPLOAD_TYPES, key="style_transfer_photo")
+    return (upload.name, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
+
+
+def _read(path: Path) -> np.ndarray | None:
+    """A collection painting, decoded; one message when it can no longer be read."""
+    try:
+        return decode_bytes(Path(path).read_bytes())
+    except OSError as error:
+        st.error(f"Cannot read {Path(path).name} ({error.strerror or error}).")
+    except ImageError as error:
+        st.error(f"{Path(path).name} can't be used: {error}")
+    return None
+
+
+def _show(image: np.ndarray | None, name: str) -> None:
+    if image is not None:
+        st.image(make_thumbnail(image, THUMBNAIL), caption=name, width=THUMBNAIL)
+
+
+def _pick_options() -> dict:
+    with st.expander("Options"):
+        columns = st.columns(3)
+        strength = columns[0].slider("Style strength", 0.0, 1.0, DEFAULT_STRENGTH, 0.05,
+                                     key="style_transfer_strength",
+                                     help="0 keeps the photo; 1 lets the painting's texture take over.")  # fmt: skip
+        size = columns[1].select_slider("Size (long side, px)", [256, 384, 512, 768, 1024],
+                                        DEFAULT_TRANSFER_SIZE, key="style_transfer_size",
+                                        help="Time grows with the number of pixels.")  # fmt: skip
+        steps = columns[2].slider("Steps", 10, 300, DEFAULT_TRANSFER_STEPS, 10,
+                                  key="style_transfer_steps", help="More steps: closer to the style, slower.")  # fmt: skip
+        preserve = st.checkbox("Preserve the photo's colours", key="style_transfer_preserve")
+    return {"strength": strength, "size": size, "steps": steps, "preserve_colors": preserve}
+
+
+def _apply(photo: np.ndarray, style: np.ndarray, options: dict, caption: str) -> None:
+    """Run one transfer with a progress bar and live previews; keep the result in the session."""
+    st.session_state.pop(RESULT_KEY, None)
+    try:
+        model = shared_transfer_model(weights_label())
+    except WeightsUnavailable as error:
+        st.error(str(error))
+        return
+    bar = st.progress(0.0, text="Waiting for a free slot…")
+    preview = st.empty()
+    _wait_for_slot(bar)
+    try:
+        result = stylize(photo, style, model=model, progress=_reporter(bar, preview), **options)
+    finally:
+        _SLOTS.release()
+    bar.progress(1.0, text=f"Done in {result.seconds:.0f} s ({result.steps} steps).")
+    preview.empty()
+    st.session_state[RESULT_KEY] = {
+        "png": png_bytes(result.image),
+        "image": result.image,
+        "caption": caption,
+        "seconds": result.seconds,
+        "losses": result.losses.as_dict(),
+    }
+
+
+def _wait_for_slot(bar) -> None:
+    """Block until a transfer slot is free, touching the UI so that a click or a departure interrupts."""
+    while not _SLOTS.acquire(timeout=0.5):
+        bar.progress(0.0, text="Another style transfer is running; yours starts when it ends…")
+
+
+def _reporter(bar, preview):
+    """A progress callback that moves the bar every step and redraws the preview every half second."""
+    last = {"t": 0.0}
+
+    def report(info) -> None:
+        width, height = info.shape[1], info.shape[0]
+        text = f"Step {info.step} of {info.total_steps} at {width}×{height} px, loss {info.losses.total:.4g}"
+        bar.progress(min(info.step / info.total_steps, 1.0), text=text)
+        now = time.monotonic()
+        if now - last["t"] >= PREVIEW_EVERY_S or info.step == info.total_steps:
+            last["t"] = now
+            preview.image(info.preview, caption="Work in progress", width=min(width * 2, 512))
+
+    return report
+
+
+def _show_result() -> None:
+    result = st.session_state.get(RESULT_KEY)
+    if not result:
+        return
+    st.image(result["image"], caption=result["caption"], width="stretch")
+    losses = result["losses"]
+    st.caption(
+        f"{result['seconds']:.0f} s · style loss {losses['style']:.3g} · content loss {losses['content']:.3g}"
+    )
+    st.download_button(
+        "Download PNG", result["png"], file_name="stylized.png", mime="image/png",
+        key="style_transfer_download", on_click="ignore",
+    )  # fmt: skip
