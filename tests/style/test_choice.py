@@ -69,6 +69,7 @@ def test_command_line_evaluates_with_the_chosen_model(capsys):
     assert p5 >= 0.80
 
 
+@pytest.mark.slow
 def test_page_names_the_bundled_model_and_shows_no_random_weights_banner(monkeypatch):
     monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", "lite0")
     app = AppTest.from_file(str(ROOT / "pages" / "style_search.py"), default_timeout=600)
