@@ -4,8 +4,9 @@
                -> EmbeddingCache (content hash + model id) -> index -> top-k -> page
 
     python image_search.py index [FOLDER] [--model auto|vgg19|lite0] [--backend exact|faiss|milvus] [--engine local|ray]
-    python image_search.py search IMAGE [--folder F] [-k N] [--model auto|vgg19|lite0]
-    python image_search.py evaluate FOLDER [--csv labels.csv] [--model auto|vgg19|lite0]
+    python image_search.py search IMAGE [IMAGE ...] [--folder F] [-k N] [--explain] [--emphasis -1..1]
+                                  [--model auto|vgg19|lite0]
+    python image_search.py evaluate FOLDER [--csv labels.csv] [--emphasis -1..1] [--model auto|vgg19|lite0]
     python image_search.py download images-by-style
 
 The code lives in ``lookalike.core`` (cache, vectors, maps, index backends) and ``lookalike.search``
@@ -29,11 +30,14 @@ from lookalike.core.images import ImageError, load_image
 from lookalike.core.lite0 import BundledModelBroken
 from lookalike.core.maps import MAP_SAMPLE, cached_map, place_on_map, project_2d, stratified_sample
 from lookalike.core.progress import Progress, progress_printer
-from lookalike.core.vectors import normalize, retrieval_metrics, top_k
+from lookalike.core.segments import Segment, breakdown, check_emphasis, emphasise
+from lookalike.core.vectors import mean_direction, normalize, retrieval_metrics, top_k
 from lookalike.core.weights import WeightsUnavailable
 from lookalike.search import ray_engine
+from lookalike.search.explain import explained_search, explanation_lines
 from lookalike.search.folders import Collection, FileHashes, IndexStats, count_images, index_folder
 from lookalike.search.labels import labels_from_csv, labels_from_names
+from lookalike.search.query import combined_vector
 from lookalike.search.ranking import (
     SearchResult,
     index_location,
@@ -50,15 +54,17 @@ from lookalike.search.samples import (
     museum_folder,
 )
 from lookalike.style.choice import STYLE_MODEL_CHOICES, UnknownStyleModel, load_style_model
-from lookalike.style.vectors import StyleModel
+from lookalike.style.segments import style_segments
+from lookalike.style.vectors import StyleConfig, StyleModel
 
 __all__ = [
     "DEFAULT_COLLECTION", "MAP_SAMPLE", "Collection", "Embedder", "EmbeddingCache", "FileHashes", "IndexStats",
-    "Progress", "SearchResult", "array_key", "cached_map", "count_images", "default_embedder",
-    "download_images_by_style", "embed_with_cache", "has_images", "index_folder", "index_location", "labels_from_csv",
-    "labels_from_names", "main", "model_key", "museum_captions", "museum_folder", "normalize", "place_on_map",
-    "positional_index", "project_2d", "rank", "rank_with_index", "retrieval_metrics", "search_by_style",
-    "stratified_sample", "sync_index", "top_k",
+    "Progress", "SearchResult", "array_key", "breakdown", "cached_map", "count_images", "default_embedder",
+    "download_images_by_style", "embed_with_cache", "emphasise", "explained_search", "has_images", "index_folder",
+    "index_location", "labels_from_csv", "labels_from_names", "main", "mean_direction", "model_key",
+    "museum_captions", "museum_folder", "normalize", "place_on_map", "positional_index", "project_2d", "rank",
+    "rank_with_index", "retrieval_metrics", "search_by_style", "stratified_sample", "style_segments", "sync_index",
+    "top_k",
 ]
 
 
@@ -102,26 +108,45 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segments(embedder: Embedder, dim: int) -> tuple[Segment, ...]:
+    """The style layers of a style model's vectors; one segment for an embedder that has no layers."""
+    config = getattr(embedder, "config", None)
+    return style_segments(config) if isinstance(config, StyleConfig) else (Segment("all", "style", 0, dim),)
+
+
+def _bar_fill() -> str:
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    return "\u2588" if encoding == "utf8" else "#"
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     embedder = default_embedder(args.model)
+    images = [embedder.prepare(load_image(path)) for path in args.images]  # every image checked before indexing
     collection = index_folder(args.folder, embedder, progress=progress_printer("Embedding"))
     index = _backend_index(args, collection)
-    if index is None:
-        results = search_by_style(load_image(args.image), collection, embedder, k=args.k)
-    else:
-        query = embedder.embed([embedder.prepare(load_image(args.image))])[0]
-        results = rank_with_index(collection, index, query, args.k)
-    for result in results:
-        print(f"{result.rank:3d}  {result.score:.4f}  {result.path}")
+    query = combined_vector(embedder.embed(images))
+    found = explained_search(collection, query, _segments(embedder, query.shape[-1]), args.k, args.emphasis,
+                             saved_index=index)
+    if len(args.images) > 1:
+        print(f"query: the mean style of {len(args.images)} images")
+    for row, result in enumerate(found.results):
+        print(f"{result.rank:3d}  {found.why.similarities[row]:.4f}  {result.path}")
+        if args.explain:
+            for line in explanation_lines(found.why, row, fill=_bar_fill()):
+                print(f"       {line}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    collection = index_folder(args.folder, default_embedder(args.model), progress=progress_printer("Embedding"))
+    embedder = default_embedder(args.model)
+    collection = index_folder(args.folder, embedder, progress=progress_printer("Embedding"))
     labels = labels_from_csv(args.csv, collection.paths) if args.csv else labels_from_names(collection.paths)
     labelled = [i for i, label in enumerate(labels) if label]
-    metrics = retrieval_metrics(collection.vectors[labelled], [labels[i] for i in labelled])
-    print(f"{len(labelled)} labelled images, {len(set(labels) - {None})} labels")
+    vectors = collection.vectors[labelled]
+    segments = _segments(embedder, vectors.shape[-1])
+    queries = emphasise(vectors, segments, args.emphasis)  # the items stay as stored; only queries change
+    metrics = retrieval_metrics(vectors, [labels[i] for i in labelled], queries=queries)
+    print(f"{len(labelled)} labelled images, {len(set(labels) - {None})} labels, emphasis {args.emphasis:+.2f}")
     for name, value in metrics.items():
         print(f"{name:>4}: {value:.3f}")
     return 0
@@ -136,6 +161,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emphasis(text: str) -> float:
+    try:
+        return check_emphasis(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from -1 (fine) to 1 (coarse)") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="image_search.py", description="Index and search images by style.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,13 +175,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.add_argument("folder", nargs="?", default=str(DEFAULT_COLLECTION))
     index.add_argument("--engine", choices=["local", "ray"], default="local", help="embed here, or with Ray Data")
     index.add_argument("--ray-address", help="a Ray cluster address (default: a local Ray instance)")
-    search = commands.add_parser("search", help="rank a folder by style similarity to an image")
-    search.add_argument("image")
+    search = commands.add_parser("search", help="rank a folder by style similarity to one or more images")
+    search.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="reference image(s); several are searched for together (their mean style)")
     search.add_argument("--folder", default=str(DEFAULT_COLLECTION))
     search.add_argument("-k", type=int, default=5)
+    search.add_argument("--explain", action="store_true",
+                        help="show why each result matched: its similarity layer by layer, fine to coarse")
     evaluate = commands.add_parser("evaluate", help="leave-one-out P@1, P@5 and mAP with labelled images")
     evaluate.add_argument("folder")
     evaluate.add_argument("--csv", type=Path, help="CSV of file,label (default: label = file-name prefix)")
+    for command in (search, evaluate):
+        command.add_argument("--emphasis", type=_emphasis, default=0.0, metavar="-1..1",
+                             help="weight the query's layers: -1 finest only (colour, fine texture), 0 all equal "
+                                  "(default), 1 coarsest only (motifs, composition)")
     for command in (index, search, evaluate):
         command.add_argument("--model", choices=STYLE_MODEL_CHOICES, default=None,
                              help="style network (default: LOOKALIKE_STYLE_MODEL, else auto: VGG19 when its ImageNet "

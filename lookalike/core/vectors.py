@@ -14,6 +14,17 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def mean_direction(vectors: np.ndarray) -> np.ndarray:
+    """The unit vector of the mean of the unit rows: one query that stands for several references equally.
+
+    For a single row it is that row normalised, so a query of one reference ranks exactly as the reference does.
+    """
+    vectors = normalize(np.asarray(vectors, dtype=np.float32).reshape(-1, np.shape(vectors)[-1]))
+    if len(vectors) == 0:
+        raise ValueError("a mean direction needs at least one vector")
+    return vectors[0] if len(vectors) == 1 else normalize(vectors.mean(axis=0))
+
+
 def top_k(
     vectors: np.ndarray, query: np.ndarray, k: int, normalized: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -31,10 +42,16 @@ def top_k(
     return order, scores[order]
 
 
-def retrieval_metrics(vectors: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    """Leave-one-out P@1, P@5 and mAP for ranking by cosine similarity."""
+def retrieval_metrics(
+    vectors: np.ndarray, labels: Sequence[str], queries: np.ndarray | None = None
+) -> dict[str, float]:
+    """Leave-one-out P@1, P@5 and mAP for ranking by cosine similarity.
+
+    ``queries`` (one row per item, default the items themselves) are what each item searches with, e.g. its
+    vector re-weighted by an emphasis; the items it is ranked against stay ``vectors``.
+    """
     labels_array = np.asarray(labels)
-    sims = normalize(vectors) @ normalize(vectors).T
+    sims = normalize(vectors if queries is None else queries) @ normalize(vectors).T
     np.fill_diagonal(sims, -np.inf)
     p1, p5, aps = [], [], []
     for i in range(len(vectors)):

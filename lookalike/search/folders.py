@@ -56,6 +56,11 @@ class Collection:
         """A hash of the vectors, computed once: keys in-memory caches of this version of the collection."""
         return array_key(self.vectors)
 
+    @cached_property
+    def rows(self) -> dict[Path, int]:
+        """Each path's row in ``paths`` and ``vectors``, built once: finds a stored vector by its file."""
+        return {path: row for row, path in enumerate(self.paths)}
+
 
 class FileHashes:
     """Content hashes of a folder's files, remembered by (size, mtime) so unchanged files aren't re-read."""

@@ -20,6 +20,7 @@ class SearchResult:
     path: Path
     score: float
     rank: int
+    row: int = -1  # the item's row in ``Collection.paths`` and ``Collection.vectors``
 
 
 def search_by_style(
@@ -39,7 +40,7 @@ def rank(
     else:
         indices, scores = index.search(query, k)
     return [
-        SearchResult(path=collection.paths[i], score=float(s), rank=r + 1)
+        SearchResult(path=collection.paths[i], score=float(s), rank=r + 1, row=int(i))
         for r, (i, s) in enumerate(zip(indices, scores, strict=True))
     ]
 
@@ -85,5 +86,5 @@ def rank_with_index(
     ids, scores = index.search(query, k)
     where = dict(zip(backends.keys_to_ids(collection.keys).tolist(), range(len(collection)), strict=False))
     found = [(where[i], s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True) if i in where]
-    return [SearchResult(path=collection.paths[i], score=float(s), rank=r + 1) for r, (i, s) in enumerate(found)]
+    return [SearchResult(path=collection.paths[i], score=float(s), rank=r + 1, row=i) for r, (i, s) in enumerate(found)]
 
