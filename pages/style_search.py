@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,24 @@ from lookalike.core.maps import cached_map, place_on_map, stratified_sample
 from lookalike.core.settings import get_settings
 from lookalike.core.weights import WeightsUnavailable
 from lookalike.search import samples
+from lookalike.search.explain import ExplainedResults, explained_search
 from lookalike.search.folders import Collection, index_folder
-from lookalike.search.ranking import rank
+from lookalike.search.query import Query, Reference, Trail
+from lookalike.search.ranking import SearchResult
 from lookalike.style.backbones import DISPLAY_NAMES, VGG19
 from lookalike.style.choice import UnknownStyleModel, requested_style_model
 from lookalike.style.choice import load_style_model as choose_and_load_style_model
+from lookalike.style.segments import style_segments
 from lookalike.style.vectors import StyleModel
 from lookalike.ui import common as ui
-from lookalike.ui.maps import map_figure
+from lookalike.ui.maps import clicked_point, map_figure
+from lookalike.ui.style_explain import (
+    emphasis_control,
+    emphasis_words,
+    show_breadcrumb,
+    show_breakdown,
+    show_references,
+)
 from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section
 
 OTHER_FOLDER = "Another folder…"
@@ -146,67 +157,138 @@ def show_collection_summary(collection: Collection) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Search
+# Search: references, emphasis, results that explain themselves, and the trail of queries
 # ---------------------------------------------------------------------------------------------
 
 
-def search_form(model, collection: Collection) -> None:
-    """Uploader, k slider and the search button; runs the model only when the button is clicked."""
-    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
+def current_trail(collection: Collection) -> Trail:
+    """This session's trail of queries on this collection (a new one when the collection or model changes)."""
+    key = (str(collection.folder), collection.model_id)
+    trail = st.session_state.get("style_trail")
+    if trail is None or trail.collection_key != key:
+        trail = st.session_state["style_trail"] = Trail(key)
+    return trail
+
+
+def search_form(model, collection: Collection, trail: Trail) -> None:
+    """Uploader (one image or several), k, emphasis, and the search button; the model runs only on the button."""
+    uploaded = st.file_uploader(
+        "Upload a reference image, or several", type=ui.UPLOAD_TYPES, key="style_query", accept_multiple_files=True,
+        help="Several images search for the style they share: the mean of their style vectors.",
+    )  # fmt: skip
     most = min(24, len(collection))  # a slider needs min < max: one image means one result
-    k = st.slider("Number of results (k)", 1, most, min(6, most)) if most > 1 else 1
+    size, emphasis = st.columns([2, 3])
+    with size:
+        k = st.slider("Number of results (k)", 1, most, min(6, most)) if most > 1 else 1
+    with emphasis:
+        emphasis_control()
     if st.button("Search for Similar Images", type="primary"):
-        image = ui.read_upload(uploaded)
-        if uploaded is None:
-            st.warning("Upload a reference image first.")
-        if image is not None:
-            query = model.embed([model.prepare(image)])[0]
-            st.session_state["style_search"] = {
-                "query_image": make_thumbnail(image, 320),
-                "query_vector": query,
-                "collection_key": (str(collection.folder), collection.model_id),
-            }
-        else:  # the message above is the answer: results of an earlier image would look like this one's
-            st.session_state.pop("style_search", None)
+        search_uploads(model, uploaded or [], trail)
     st.session_state["style_k"] = k
 
 
-def current_search(collection: Collection) -> dict | None:
-    state = st.session_state.get("style_search")
-    if state and state["collection_key"] == (str(collection.folder), collection.model_id):
-        return state
-    return None
+def search_uploads(model, uploaded: list, trail: Trail) -> None:
+    """Embed the usable uploads in one batch and make them the query; unusable ones get one message each."""
+    if not uploaded:
+        st.warning("Upload a reference image first.")
+        trail.hide()
+        return
+    several = len(uploaded) > 1
+    images = [(file, ui.read_upload(file, name=file.name if several else "")) for file in uploaded]
+    usable = [(file, image) for file, image in images if image is not None]
+    if not usable:  # the message above is the answer: results of an earlier image would look like this one's
+        trail.hide()
+        return
+    vectors = model.embed([model.prepare(image) for _, image in usable])
+    references = tuple(
+        Reference.upload(file.getvalue(), "your image" if len(usable) == 1 else f"your image {number}", vector,
+                         make_thumbnail(image, 320))
+        for number, ((file, image), vector) in enumerate(zip(usable, vectors, strict=True), start=1)
+    )  # fmt: skip
+    trail.go(Query(references))
 
 
 def caption_for(path: Path, captions: dict[str, str]) -> str:
     return captions.get(path.name, path.stem.replace("_", " "))
 
 
-def show_results(collection: Collection, search: dict, captions: dict[str, str]) -> None:
-    """The query beside a grid of ranked results: thumbnail, similarity and caption."""
+def search_from_item(trail: Trail, collection: Collection, row: int, label: str, add: bool = False) -> None:
+    """"More like this" (a new query of one stored vector) or "Add to query"; no upload and no model call."""
+    reference = Reference.item(collection, row, label)
+    current = trail.current
+    trail.go(current.adding(reference) if add and current is not None else Query((reference,)))
+
+
+def show_search(collection: Collection, trail: Trail, captions: dict[str, str], segments) -> list[SearchResult]:
+    """The breadcrumb, then the current query's references beside its results; [] when there is no query."""
+    show_breadcrumb(trail)
+    if trail.current is None:
+        return []
     index = collection_index(collection, collection.content_key)
-    results = rank(collection, search["query_vector"], st.session_state.get("style_k", 6), index)
+    emphasis = st.session_state.get("style_emphasis", 0.0)
+    found = explained_search(collection, trail.current.vector(), segments, st.session_state.get("style_k", 6),
+                             emphasis, index=index)
     left, right = st.columns([1, 4])
-    left.image(search["query_image"], caption="Your reference image")
+    with left:
+        show_references(trail)
     with right:
-        st.subheader(f"{len(results)} most similar in style")
+        st.subheader(f"{len(found.results)} most similar in style")
+        explain = st.toggle("Why it matched", value=True, key="style_explain",
+                            help="Each result's similarity layer by layer, from fine texture to composition")
+        if emphasis:
+            st.caption(f"Ranked with the emphasis on {emphasis_words(emphasis)}.")
         columns = st.columns(3)
-        for result in results:
+        for row, result in enumerate(found.results):
             with columns[(result.rank - 1) % 3].container(border=True):
-                thumb = ui.file_thumbnail(result.path)
-                if thumb is None:
-                    st.warning(f"{result.path.name} is no longer readable.")
-                    continue
-                st.image(thumb, caption=f"#{result.rank} · similarity {result.score:.3f}")
-                st.caption(caption_for(result.path, captions))
-                if st.button("Use this style", key=f"use_style_{result.rank}",
-                             help="Apply this painting's style to your photo (tab above)"):
-                    st.session_state[PRESET_KEY] = str(result.path)
-                    st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+                result_card(collection, trail, found, row, captions, explain)
+    return found.results
 
 
-def show_style_map(collection: Collection, search: dict | None, captions: dict[str, str]) -> None:
-    """An interactive t-SNE map of the collection's styles, with the query as a star."""
+def result_card(collection: Collection, trail: Trail, found: ExplainedResults, row: int, captions: dict[str, str],
+                explain: bool) -> None:
+    """One result: thumbnail, similarity (the weighted mean of its layers' similarities), caption, why it
+    matched, and what to do with it."""
+    result = found.results[row]
+    thumb = ui.file_thumbnail(result.path)
+    if thumb is None:
+        st.warning(f"{result.path.name} is no longer readable.")
+        return
+    label = caption_for(result.path, captions)
+    st.image(thumb, caption=f"#{result.rank} · similarity {found.why.similarities[row]:.3f}")
+    st.caption(label)
+    if explain:
+        show_breakdown(found.why, row)
+    in_query = f"item:{result.path}" in trail.current.keys
+    with st.container(horizontal=True, gap="small"):
+        st.button("More like this", key=f"more_like_{result.rank}", icon=":material/travel_explore:",
+                  on_click=search_from_item, args=(trail, collection, result.row, label),
+                  help="Search with this painting's style (its stored vector: no upload, no model run)")
+        st.button("Add to query", key=f"add_to_query_{result.rank}", icon=":material/add:", disabled=in_query,
+                  on_click=search_from_item, args=(trail, collection, result.row, label, True),
+                  help="Already in the query" if in_query else "Search for the style this painting shares "
+                                                               "with the current references")
+        if st.button("Use this style", key=f"use_style_{result.rank}",
+                     help="Apply this painting's style to your photo (tab above)"):
+            st.session_state[PRESET_KEY] = str(result.path)
+            st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Style map: the queries as stars, the results ringed, a click searches from a painting
+# ---------------------------------------------------------------------------------------------
+
+
+def follow_map_click(key: str, trail: Trail, collection: Collection, captions: dict[str, str]) -> None:
+    """A click on a painting of the map makes it the query (its stored vector)."""
+    row = clicked_point(st.session_state.get(key))
+    if row is not None and 0 <= row < len(collection):
+        search_from_item(trail, collection, row, caption_for(collection.paths[row], captions))
+
+
+def show_style_map(collection: Collection, trail: Trail, results: list[SearchResult],
+                   captions: dict[str, str]) -> None:
+    """An interactive t-SNE map of the collection's styles: stars for the query's images, rings for the
+    results; clicking a painting searches from it."""
     if len(collection) < 3:
         st.info("The style map needs at least 3 images.")
         return
@@ -216,10 +298,31 @@ def show_style_map(collection: Collection, search: dict | None, captions: dict[s
     paths = [collection.paths[i] for i in sample]
     names = [caption_for(p, captions) for p in paths]
     thumbnails = thumbnail_uris(tuple(map(str, paths))) if len(paths) <= MAP_THUMBNAIL_LIMIT else None
-    query = place_on_map(coords, vectors, search["query_vector"]) if search is not None else None
-    figure = map_figure(coords, names, query=query, thumbnails=thumbnails, height=620,
+    place = {int(row): number for number, row in enumerate(sample)}
+
+    def position(reference: Reference) -> tuple[float, float]:
+        number = place.get(collection.rows.get(reference.path, -1)) if reference.path is not None else None
+        if number is not None:
+            return float(coords[number, 0]), float(coords[number, 1])
+        return place_on_map(coords, vectors, reference.vector)
+
+    query = trail.current
+    stars = [(star_name(reference, query), position(reference)) for reference in query.references] if query else []
+    rings = [(place[result.row], f"#{result.rank}") for result in results if result.row in place]
+    figure = map_figure(coords, names, queries=stars, highlight=rings, thumbnails=thumbnails, height=620,
+                        point_ids=sample.tolist(), highlight_name=f"top {len(results)}",
                         title=f"Style map of {len(paths)} images (t-SNE of style vectors)")  # fmt: skip
-    st.plotly_chart(figure, width="stretch")
+    key = f"style_map_{trail.version}"  # a fresh chart for each query: a click is read once
+    st.plotly_chart(figure, width="stretch", key=key, selection_mode="points",
+                    on_select=functools.partial(follow_map_click, key, trail, collection, captions))
+    st.caption("Click a painting on the map to search for more like it.")
+
+
+def star_name(reference: Reference, query: Query) -> str:
+    if reference.thumbnail is None:
+        return reference.label
+    uploads = sum(r.thumbnail is not None for r in query.references)
+    return "your image" if uploads == 1 else reference.label
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -273,12 +376,11 @@ def main() -> None:
             show_collection_summary(collection)
         else:
             show_collection_summary(collection)
-            search_form(model, collection)
-            search = current_search(collection)
-            if search is not None:
-                show_results(collection, search, captions)
+            trail = current_trail(collection)
+            search_form(model, collection, trail)
+            results = show_search(collection, trail, captions, style_segments(model.config))
             st.subheader("Style map")
-            show_style_map(collection, search, captions)
+            show_style_map(collection, trail, results, captions)
     with transfer_tab:
         style_transfer_tab(collection, captions)
 

@@ -48,6 +48,12 @@ def reference_shown(at: AppTest) -> bool:
     return any("Your reference image" in image.captions for image in at.image)
 
 
+def query_image(at: AppTest):
+    """The picture of the current query's first uploaded reference (what "Your reference image" shows)."""
+    query = at.session_state["style_trail"].current
+    return next(reference.thumbnail for reference in query.references if reference.thumbnail is not None)
+
+
 def trained_vae_catalog() -> str:
     for dataset in ("fashion-mnist", "furniture"):
         if (model_dir(dataset) / "metadata.json").is_file():

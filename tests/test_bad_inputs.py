@@ -21,6 +21,7 @@ from tests.apptest import (
     SEARCH,
     button,
     labelled,
+    query_image,
     reference_shown,
     result_captions,
     style_app,
@@ -58,7 +59,7 @@ def assert_result_or_one_message(at: AppTest, item: BadInput) -> None:
         assert errors == [], f"{item.name} is usable but gave {errors}"
         assert reference_shown(at), item.name
         assert len(result_captions(at)) == 6, result_captions(at)
-        query = at.session_state["style_search"]["query_image"]
+        query = query_image(at)
         assert query.dtype == np.uint8 and query.ndim == 3 and query.shape[2] == 3, query.shape
     else:
         assert len(errors) == 1, f"{item.name}: expected one message, got {errors}"
@@ -80,7 +81,7 @@ def test_style_search_upload(item: BadInput, open_style_page: AppTest):
     upload_and_search(at, item.name, item.data, item.mime)
     assert_result_or_one_message(at, item)
     if item.name == "rotated.jpg":  # stored landscape with EXIF orientation 6: upright it is portrait
-        height, width = at.session_state["style_search"]["query_image"].shape[:2]
+        height, width = query_image(at).shape[:2]
         assert height > width, (height, width)
 
 

@@ -18,7 +18,15 @@ import image_search
 import utils
 from lookalike.classifier.storage import list_models
 from lookalike.vae.checkpoints import model_dir
-from tests.apptest import labelled, reference_shown, style_app, upload_and_search, visual_app, visual_search
+from tests.apptest import (
+    labelled,
+    query_image,
+    reference_shown,
+    style_app,
+    upload_and_search,
+    visual_app,
+    visual_search,
+)
 from tests.embedders import GridEmbedder
 from tests.paths import CLASSIFIER_PAGE, ROOT
 
@@ -110,7 +118,7 @@ def test_upload_named_after_an_existing_file_uses_the_uploaded_bytes(few_paintin
     with FileAccess.get() as access:
         upload_and_search(at, str(target), png_bytes((10, 220, 40), (80, 40)), "image/png")
     assert not at.exception and reference_shown(at)
-    query = at.session_state["style_search"]["query_image"]
+    query = query_image(at)
     assert query.shape[:2] == (40, 80)  # the uploaded picture, not the painting of that name
     np.testing.assert_array_equal(query[20, 40], [10, 220, 40])
     # The painting may be read for its result thumbnail, but never through the upload.

@@ -1,8 +1,9 @@
 """The one map figure every page draws: a 2-D embedding map, coloured by category or not, with optional
-thumbnails, and the user's image as a star on top of everything.
+thumbnails, rings around the current results, and the user's image (or images) as stars on top of everything.
 
-Thumbnails are layout images drawn *below* the traces, so the star (a trace with a high ``zorder``) is
-never hidden under them. plotly is imported here only, when a map is drawn.
+Thumbnails are layout images drawn *below* the traces, so the stars (traces with a high ``zorder``) and rings
+are never hidden under them. Points can carry ids (``point_ids``), which a click on the map gives back
+(``clicked_point``). plotly is imported here only, when a map is drawn.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 QUERY_ZORDER = 100  # above every other trace
+HIGHLIGHT_ZORDER = 50  # the result rings: above the collection, below the stars
 COLLECTION_COLOUR = "#9c89b8"
 STAR = {"size": 22, "symbol": "star", "color": "#e63946", "line": {"width": 2, "color": "white"}}
+RING = {"size": 24, "symbol": "circle-open", "color": "#f4a261", "line": {"width": 3}}
 
 
 def map_figure(
@@ -26,12 +29,19 @@ def map_figure(
     height: int = 560,
     legend_title: str = "category",
     query_name: str = "your image",
+    queries: Sequence[tuple[str, tuple[float, float]]] = (),
+    highlight: Sequence[tuple[int, str]] = (),
+    highlight_name: str = "results",
+    point_ids: Sequence[int] | None = None,
 ):
     """A plotly figure of ``coords`` (n, 2) with ``hover`` text per point.
 
     * ``categories``: one label per point; each category gets its own colour and legend entry.
     * ``thumbnails``: one image URI (or None) per point, drawn at the point; the dots then only carry hover text.
-    * ``query``: where the user's image lands (``core.maps.place_on_map``), drawn as a star above all else.
+    * ``query``: where the user's image lands (``core.maps.place_on_map``), drawn as a star above all else;
+      ``queries``: several such (name, position) pairs, one star each.
+    * ``highlight``: (point number, text) pairs, e.g. the results and their ranks, ringed above the points.
+    * ``point_ids``: one id per point (e.g. its row in a collection), returned by ``clicked_point``.
     """
     import plotly.express as px
     import plotly.graph_objects as go
@@ -50,12 +60,22 @@ def map_figure(
             x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name or "collection",
             text=[hover[i] for i in rows], hovertemplate="%{text}<extra></extra>",
             marker={"size": 9 if name is None else 6, "color": colour, "opacity": opacity},
+            customdata=None if point_ids is None else [point_ids[i] for i in rows],
         ))  # fmt: skip
     if thumbnails is not None:
         add_thumbnails(figure, coords, thumbnails)
-    if query is not None:
+    if highlight:
+        points = [number for number, _ in highlight]
         figure.add_trace(go.Scatter(
-            x=[query[0]], y=[query[1]], mode="markers+text", name=query_name, text=[query_name],
+            x=coords[points, 0], y=coords[points, 1], mode="markers+text", name=highlight_name,
+            text=[text for _, text in highlight], textposition="top right", marker=RING, zorder=HIGHLIGHT_ZORDER,
+            hovertext=[hover[i] for i in points], hovertemplate="%{text} · %{hovertext}<extra></extra>",
+            customdata=None if point_ids is None else [point_ids[i] for i in points],
+        ))  # fmt: skip
+    stars = [(query_name, query)] if query is not None else []
+    for name, (x, y) in [*stars, *queries]:
+        figure.add_trace(go.Scatter(
+            x=[x], y=[y], mode="markers+text", name=name, text=[name], legendgroup="queries",
             textposition="top center", hoverinfo="name", marker=STAR, zorder=QUERY_ZORDER,
         ))  # fmt: skip
     figure.update_layout(
@@ -77,3 +97,18 @@ def add_thumbnails(figure, coords: np.ndarray, uris: Sequence[str | None]) -> No
         if uri is not None
     ]  # fmt: skip
     figure.update_layout(images=images)
+
+
+def clicked_point(state) -> int | None:
+    """The id (``point_ids``) of the point a person clicked, from ``st.plotly_chart``'s selection state, or None
+    (nothing selected, or a point without an id such as a star)."""
+    try:
+        points = state["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points or ():
+        data = point.get("customdata")
+        data = data[0] if isinstance(data, list | tuple) and data else data
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return int(data)
+    return None

@@ -22,7 +22,8 @@ EMPHASES = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.3, 0.5, 1.0)
 
 def layout(dims=DIMS) -> tuple[Segment, ...]:
     edges = np.cumsum((0, *dims))
-    return tuple(Segment(f"layer{i}", f"label {i}", int(a), int(b)) for i, (a, b) in enumerate(zip(edges, edges[1:])))
+    pairs = zip(edges[:-1], edges[1:], strict=True)
+    return tuple(Segment(f"layer{i}", f"label {i}", int(a), int(b)) for i, (a, b) in enumerate(pairs))
 
 
 def style_like(n: int, dims=DIMS, seed: int = 0) -> np.ndarray:

@@ -159,6 +159,14 @@ def test_explanation_lines_name_each_layer_fine_to_coarse(collection):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """This module's own embedding cache: what it embeds never shows up as "reused" in another test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOKALIKE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def eight(copy_paintings) -> Path:
     return copy_paintings(slice(None, None, 4), "eight-for-explain")

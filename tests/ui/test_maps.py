@@ -1,10 +1,11 @@
-"""The one map figure of the three pages: categories, thumbnails below the traces, the query star on top."""
+"""The one map figure of the three pages: categories, thumbnails below the traces, the query star on top;
+rings around results, several stars, and the point a click selected."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lookalike.ui.maps import QUERY_ZORDER, map_figure
+from lookalike.ui.maps import HIGHLIGHT_ZORDER, QUERY_ZORDER, clicked_point, map_figure
 
 COORDS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
 
@@ -32,3 +33,29 @@ def test_without_a_query_there_is_no_star():
     figure = map_figure(COORDS, ["p", "q", "r", "s"])
     assert [trace.name for trace in figure.data] == ["collection"]
     assert not figure.layout.images
+
+
+def test_results_are_ringed_under_the_stars_and_points_carry_their_ids():
+    uris = ["data:image/jpeg;base64,AAAA"] * 4
+    figure = map_figure(COORDS, ["p", "q", "r", "s"], thumbnails=uris, highlight=[(3, "#1"), (1, "#2")],
+                        queries=[("your image 1", (0.2, 0.2)), ("your image 2", (0.8, 0.8))],
+                        point_ids=[10, 11, 12, 13], highlight_name="top 2")
+    names = [trace.name for trace in figure.data]
+    assert names == ["collection", "top 2", "your image 1", "your image 2"]
+    collection, rings = figure.data[0], figure.data[1]
+    assert list(collection.customdata) == [10, 11, 12, 13]
+    assert list(rings.x) == [1, 1] and list(rings.y) == [1, 0] and list(rings.text) == ["#1", "#2"]
+    assert list(rings.customdata) == [13, 11] and rings.zorder == HIGHLIGHT_ZORDER < QUERY_ZORDER
+    assert [trace.zorder for trace in figure.data[2:]] == [QUERY_ZORDER, QUERY_ZORDER]
+    assert list(figure.data[3].x) == [0.8]
+
+
+def test_a_click_gives_the_id_of_the_point_under_it():
+    def state(*points):
+        return {"selection": {"points": list(points), "point_indices": [], "box": [], "lasso": []}}
+
+    assert clicked_point(state({"curve_number": 0, "point_index": 2, "customdata": 12})) == 12
+    assert clicked_point(state({"curve_number": 1, "point_index": 0, "customdata": [13]})) == 13
+    assert clicked_point(state({"curve_number": 2, "point_index": 0})) is None  # a star: no id
+    assert clicked_point(state()) is None
+    assert clicked_point(None) is None and clicked_point({}) is None and clicked_point({"selection": None}) is None
