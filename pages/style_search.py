@@ -260,10 +260,11 @@ def result_card(collection: Collection, trail: Trail, found: ExplainedResults, r
         show_breakdown(found.why, row)
     in_query = f"item:{result.path}" in trail.current.keys
     with st.container(horizontal=True, gap="small"):
-        st.button("More like this", key=f"more_like_{result.rank}", icon=":material/travel_explore:",
+        st.button("More like this", key=f"more_like_{result.rank}", icon=":material/travel_explore:", type="tertiary",
                   on_click=search_from_item, args=(trail, collection, result.row, label),
                   help="Search with this painting's style (its stored vector: no upload, no model run)")
         st.button("Add to query", key=f"add_to_query_{result.rank}", icon=":material/add:", disabled=in_query,
+                  type="tertiary",
                   on_click=search_from_item, args=(trail, collection, result.row, label, True),
                   help="Already in the query" if in_query else "Search for the style this painting shares "
                                                                "with the current references")

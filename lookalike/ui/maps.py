@@ -1,8 +1,9 @@
 """The one map figure every page draws: a 2-D embedding map, coloured by category or not, with optional
 thumbnails, rings around the current results, and the user's image (or images) as stars on top of everything.
 
-Thumbnails are layout images drawn *below* the traces, so the stars (traces with a high ``zorder``) and rings
-are never hidden under them. Points can carry ids (``point_ids``), which a click on the map gives back
+Thumbnails are layout images drawn *below* the traces, and traces are drawn in order, so the rings and then the
+stars (the last traces) are never hidden. No trace may set ``zorder``: plotly then stops drawing layout images
+below the traces, and every thumbnail disappears. Points can carry ids (``point_ids``), which a click on the map gives back
 (``clicked_point``). plotly is imported here only, when a map is drawn.
 """
 
@@ -12,8 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-QUERY_ZORDER = 100  # above every other trace
-HIGHLIGHT_ZORDER = 50  # the result rings: above the collection, below the stars
 COLLECTION_COLOUR = "#9c89b8"
 STAR = {"size": 22, "symbol": "star", "color": "#e63946", "line": {"width": 2, "color": "white"}}
 RING = {"size": 24, "symbol": "circle-open", "color": "#f4a261", "line": {"width": 3}}
@@ -68,7 +67,7 @@ def map_figure(
         points = [number for number, _ in highlight]
         figure.add_trace(go.Scatter(
             x=coords[points, 0], y=coords[points, 1], mode="markers+text", name=highlight_name,
-            text=[text for _, text in highlight], textposition="top right", marker=RING, zorder=HIGHLIGHT_ZORDER,
+            text=[text for _, text in highlight], textposition="top right", marker=RING,
             hovertext=[hover[i] for i in points], hovertemplate="%{text} · %{hovertext}<extra></extra>",
             customdata=None if point_ids is None else [point_ids[i] for i in points],
         ))  # fmt: skip
@@ -76,7 +75,7 @@ def map_figure(
     for name, (x, y) in [*stars, *queries]:
         figure.add_trace(go.Scatter(
             x=[x], y=[y], mode="markers+text", name=name, text=[name], legendgroup="queries",
-            textposition="top center", hoverinfo="name", marker=STAR, zorder=QUERY_ZORDER,
+            textposition="top center", hoverinfo="name", marker=STAR,
         ))  # fmt: skip
     figure.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 30 if title else 10, "b": 0}, title=title,

@@ -43,8 +43,8 @@ def emphasis_control(key: str = "style_emphasis") -> float:
 
 
 def breakdown_html(why: Breakdown, row: int) -> str:
-    """Bars of one result's per-layer cosines, fine to coarse. Layers the emphasis switched off are faded;
-    hovering a bar shows its weight in the score."""
+    """One result's per-layer cosines, fine to coarse: a label and its value, a thin bar under them. Layers the
+    emphasis switched off are faded; hovering a layer shows its weight in the score."""
     shares = why.shares()[row]
     lines = []
     for segment, cosine, share in zip(why.segments, why.cosines[row], shares, strict=True):
@@ -52,15 +52,14 @@ def breakdown_html(why: Breakdown, row: int) -> str:
         tip = html.escape(f"{segment.label} ({segment.name}): cosine {cosine:.3f}, weight {share:.0%} of the score")
         lines.append(
             f'<div class="why-layer" data-layer="{html.escape(segment.name)}" data-cosine="{cosine:.4f}" '
-            f'data-weight="{share:.4f}" title="{tip}" style="display:flex;align-items:center;gap:0.4em;'
-            f'opacity:{1.0 if share > 0 else 0.35}">'
-            f'<span style="flex:0 0 10.5em;white-space:nowrap">{html.escape(segment.label)}</span>'
-            f'<span style="flex:1;height:0.5em;background:rgba(128,128,128,0.2);border-radius:0.25em">'
-            f'<span style="display:block;width:{width:.1f}%;height:100%;background:{BAR_COLOUR};'
-            f'border-radius:0.25em"></span></span>'
-            f'<span style="flex:0 0 2.6em;text-align:right">{cosine:.2f}</span></div>'
+            f'data-weight="{share:.4f}" title="{tip}" style="margin-bottom:0.3em;opacity:{1.0 if share > 0 else 0.4}">'
+            f'<div style="display:flex;justify-content:space-between;gap:0.5em">'
+            f"<span>{html.escape(segment.label)}</span><span>{cosine:.2f}</span></div>"
+            f'<div style="height:0.3em;background:rgba(128,128,128,0.2);border-radius:0.15em">'
+            f'<div style="width:{width:.1f}%;height:100%;background:{BAR_COLOUR};border-radius:0.15em"></div></div>'
+            "</div>"
         )
-    return ('<div class="why-it-matched" style="font-size:0.75rem;line-height:1.35;margin:0.2em 0 0.4em">'
+    return ('<div class="why-it-matched" style="font-size:0.72rem;line-height:1.2;margin:0.1em 0 0.6em">'
             + "".join(lines) + "</div>")
 
 
@@ -76,18 +75,25 @@ def step_label(query: Query, limit: int = 28) -> str:
 
 
 def show_breadcrumb(trail: Trail) -> None:
-    """The recent queries, oldest first, as buttons that go back to them; the current one in bold."""
-    if len(trail.steps) < 2 and trail.current is not None:
+    """Back, then the recent queries, oldest first: earlier ones are buttons that go back to them, the current
+    one is in bold."""
+    if not trail.steps or (len(trail.steps) == 1 and trail.current is not None):
         return
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        st.caption("Recent queries:")
         st.button("Back", icon=":material/arrow_back:", key="style_trail_back", on_click=trail.back,
-                  disabled=len(trail.steps) < 2 and trail.current is not None, type="tertiary")
+                  disabled=len(trail.steps) < 2, help="The previous query")
+        st.caption("Recent queries:", width="content")
         for number, query in enumerate(trail.steps):
-            is_current = number == len(trail.steps) - 1 and trail.current is not None
-            st.button(step_label(query), key=f"style_trail_step_{number}", on_click=trail.jump, args=(number,),
-                      type="secondary" if is_current else "tertiary", disabled=is_current,
-                      help="The current query" if is_current else "Search with this query again")
+            if number == len(trail.steps) - 1 and trail.current is not None:
+                st.markdown(f"**{escape_markdown(step_label(query))}**", width="content")
+            else:
+                st.button(step_label(query), key=f"style_trail_step_{number}", on_click=trail.jump, args=(number,),
+                          type="tertiary", help="Search with this query again")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown as itself in markdown (labels come from file names and titles)."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
 
 
 def reference_caption(reference: Reference, uploads: int, number: int) -> str:
@@ -104,13 +110,14 @@ def show_references(trail: Trail) -> None:
     for reference in query.references:
         number += reference.thumbnail is not None
         image = reference.thumbnail if reference.thumbnail is not None else ui.file_thumbnail(reference.path)
-        if image is None:
-            st.warning(f"{reference.path.name} is no longer readable.")
-        else:
-            st.image(image, caption=reference_caption(reference, uploads, number))
-        if len(query.references) > 1:
-            st.button("Remove", icon=":material/close:", key=f"style_remove_{reference.key}", type="tertiary",
-                      on_click=lambda key=reference.key: trail.go(trail.current.without(key)),
-                      help="Search without this image")
+        with st.container(gap="small"):  # one block per reference: its picture and its button
+            if image is None:
+                st.warning(f"{reference.path.name} is no longer readable.")
+            else:
+                st.image(image, caption=reference_caption(reference, uploads, number))
+            if len(query.references) > 1:
+                st.button("Remove", icon=":material/close:", key=f"style_remove_{reference.key}", type="tertiary",
+                          on_click=lambda key=reference.key: trail.go(trail.current.without(key)),
+                          help="Search without this image")
     if len(query.references) > 1:
         st.caption(f"The query is the mean style of these {len(query.references)} images.")

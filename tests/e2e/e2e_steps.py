@@ -35,16 +35,32 @@ def uploader(page: Page, label: str):
     return page.get_by_test_id("stFileUploader").filter(has=page.get_by_test_id("stWidgetLabel").get_by_text(label))
 
 
-def upload(page: Page, label: str, files) -> None:
-    """Give the uploader ``label`` a file (a path, or a dict with name, mimeType and buffer); wait until sent.
+def clear_uploads(page: Page, label: str) -> None:
+    """Remove every file the uploader ``label`` holds, one chip at a time."""
+    chips = uploader(page, label).get_by_test_id("stFileChipDeleteBtn")
+    while chips.count():
+        before = chips.count()
+        chips.first.click()
+        expect(chips).to_have_count(before - 1)
+        wait_idle(page)
 
-    A click while the upload is still running is lost, so wait for this file's chip, the end of the
+
+def upload(page: Page, label: str, files, replace: bool = True) -> None:
+    """Give the uploader ``label`` a file or a list of files (paths, or dicts with name, mimeType and buffer);
+    wait until sent. An uploader that takes several files adds to what it holds, so unless ``replace`` is False
+    its earlier files are removed first, as a person choosing a new image would.
+
+    A click while the upload is still running is lost, so wait for each file's chip, the end of the
     upload spinner and the end of the script run that the upload starts.
     """
     box = uploader(page, label)
-    box.locator('input[type="file"]').set_input_files(files)
-    name = files["name"] if isinstance(files, dict) else Path(files).name
-    expect(box.locator(f'[data-testid="stFileChipName"][title="{name}"]')).to_have_count(1)
+    field = box.locator('input[type="file"]')
+    if replace and field.get_attribute("multiple") is not None:
+        clear_uploads(page, label)
+    field.set_input_files(files)
+    for item in files if isinstance(files, list) else [files]:
+        name = item["name"] if isinstance(item, dict) else Path(item).name
+        expect(box.locator(f'[data-testid="stFileChipName"][title="{name}"]')).to_have_count(1)
     expect(page.get_by_test_id("stFileChipIconSpinner")).to_have_count(0)
     wait_idle(page)
 

@@ -128,7 +128,7 @@ def test_search_shows_ranked_paintings_and_style_map(style_page: Page):
     screenshot(page, "style-search-results")
 
     # Fewer results on request: the slider changes the grid without a new upload.
-    slider = page.get_by_test_id("stSlider").get_by_role("slider")
+    slider = page.get_by_test_id("stSlider").filter(has_text="Number of results").get_by_role("slider")
     slider.focus()
     for _ in range(3):
         slider.press("ArrowLeft")

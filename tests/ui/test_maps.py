@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.ui.maps import HIGHLIGHT_ZORDER, QUERY_ZORDER, clicked_point, map_figure
+from lookalike.ui.maps import clicked_point, map_figure
 
 COORDS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
 
@@ -16,8 +16,8 @@ def test_categories_get_one_trace_each_and_the_query_a_star_on_top():
     assert names == ["a", "b", "your image"]
     assert list(figure.data[0].text) == ["a1", "a2"]
     star = figure.data[-1]
-    assert star.marker.symbol == "star" and star.zorder == QUERY_ZORDER
-    assert all((trace.zorder or 0) < QUERY_ZORDER for trace in figure.data[:-1])
+    assert star.marker.symbol == "star"  # the last trace: drawn on top of the others
+    assert all(trace.zorder is None for trace in figure.data)
 
 
 def test_thumbnails_are_drawn_below_the_traces_and_replace_the_dots():
@@ -26,7 +26,9 @@ def test_thumbnails_are_drawn_below_the_traces_and_replace_the_dots():
     assert len(figure.layout.images) == 3  # the unreadable one is left out
     assert {image.layer for image in figure.layout.images} == {"below"}
     assert figure.data[0].marker.opacity == 0 and list(figure.data[0].text) == ["p", "q", "r", "s"]
-    assert figure.data[-1].name == "your image" and figure.data[-1].zorder == QUERY_ZORDER
+    assert figure.data[-1].name == "your image"  # drawn last, above the thumbnails (layer "below")
+    # A zorder on any trace makes plotly drop layout images drawn below the traces: no thumbnail would show.
+    assert all(trace.zorder is None for trace in figure.data)
 
 
 def test_without_a_query_there_is_no_star():
@@ -45,8 +47,8 @@ def test_results_are_ringed_under_the_stars_and_points_carry_their_ids():
     collection, rings = figure.data[0], figure.data[1]
     assert list(collection.customdata) == [10, 11, 12, 13]
     assert list(rings.x) == [1, 1] and list(rings.y) == [1, 0] and list(rings.text) == ["#1", "#2"]
-    assert list(rings.customdata) == [13, 11] and rings.zorder == HIGHLIGHT_ZORDER < QUERY_ZORDER
-    assert [trace.zorder for trace in figure.data[2:]] == [QUERY_ZORDER, QUERY_ZORDER]
+    assert list(rings.customdata) == [13, 11]
+    assert all(trace.zorder is None for trace in figure.data)  # drawn in order: rings over points, stars last
     assert list(figure.data[3].x) == [0.8]
 
 

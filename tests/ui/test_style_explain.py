@@ -29,7 +29,7 @@ def test_breakdown_html_has_one_bar_per_layer_with_its_cosine_and_weight():
     assert [name for name, _, _ in layers] == ["block1_conv1", "block5_conv1"]
     np.testing.assert_allclose([float(c) for _, c, _ in layers], why.cosines[1], atol=1e-4)
     assert [float(w) for _, _, w in layers] == [0.0, 1.0]  # emphasis 1: the coarse layer carries the score
-    assert "colour &amp; fine texture" in text and "opacity:0.35" in text  # escaped; the switched-off layer faded
+    assert "colour &amp; fine texture" in text and "opacity:0.4" in text  # escaped; the switched-off layer faded
     assert "<script" not in text
 
 

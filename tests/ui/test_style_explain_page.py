@@ -15,6 +15,7 @@ from lookalike.core import counters
 from lookalike.search.explain import explained_search
 from lookalike.search.folders import index_folder
 from lookalike.style.segments import style_segments
+from lookalike.ui.style_explain import escape_markdown
 from tests.apptest import SEARCH, button, reference_shown, style_app
 
 CAPTION = re.compile(r"^#(\d+) · similarity (-?\d\.\d{3})$")
@@ -139,7 +140,8 @@ def test_more_like_this_searches_from_the_stored_vector_and_the_breadcrumb_steps
     row = collection.rows[eight / f"{third.replace(' ', '_')}.jpg"]
     np.testing.assert_array_equal(trail(at).current.vector(), collection.vectors[row])  # the stored vector
     crumbs = [b.label for b in at.button if b.key and b.key.startswith("style_trail_step_")]
-    assert crumbs == ["your image", third]
+    assert crumbs == ["your image"]  # the way back; the current query is named in bold after it
+    assert f"**{escape_markdown(third)}**" in [m.value for m in at.markdown]
     assert model_calls() == calls, "More like this ran the model"
 
     button(at, "Back").click().run()
