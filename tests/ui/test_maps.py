@@ -10,10 +10,18 @@ from lookalike.ui.maps import clicked_point, map_figure
 COORDS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
 
 
+def valid(figure):
+    """The figure is built unvalidated (for speed); plotly must accept every property of it."""
+    import plotly.graph_objects as go
+
+    return go.Figure(figure.to_dict())  # raises ValueError on any invalid property
+
+
 def test_categories_get_one_trace_each_and_the_query_a_star_on_top():
     figure = map_figure(COORDS, ["a1", "b1", "a2", "b2"], categories=["a", "b", "a", "b"], query=(0.5, 0.5))
-    names = [trace.name for trace in figure.data]
+    names = [trace.name for trace in valid(figure).data]
     assert names == ["a", "b", "your image"]
+    assert figure.layout.legend.title.text == "category"
     assert list(figure.data[0].text) == ["a1", "a2"]
     star = figure.data[-1]
     assert star.marker.symbol == "star"  # the last trace: drawn on top of the others
@@ -23,7 +31,7 @@ def test_categories_get_one_trace_each_and_the_query_a_star_on_top():
 def test_thumbnails_are_drawn_below_the_traces_and_replace_the_dots():
     uris = ["data:image/jpeg;base64,AAAA", None, "data:image/jpeg;base64,BBBB", "data:image/jpeg;base64,CCCC"]
     figure = map_figure(COORDS, ["p", "q", "r", "s"], thumbnails=uris, query=(1.0, 1.0))
-    assert len(figure.layout.images) == 3  # the unreadable one is left out
+    assert len(valid(figure).layout.images) == 3  # the unreadable one is left out
     assert {image.layer for image in figure.layout.images} == {"below"}
     assert figure.data[0].marker.opacity == 0 and list(figure.data[0].text) == ["p", "q", "r", "s"]
     assert figure.data[-1].name == "your image"  # drawn last, above the thumbnails (layer "below")
@@ -32,8 +40,8 @@ def test_thumbnails_are_drawn_below_the_traces_and_replace_the_dots():
 
 
 def test_without_a_query_there_is_no_star():
-    figure = map_figure(COORDS, ["p", "q", "r", "s"])
-    assert [trace.name for trace in figure.data] == ["collection"]
+    figure = valid(map_figure(COORDS, ["p", "q", "r", "s"], title="A map"))
+    assert [trace.name for trace in figure.data] == ["collection"] and figure.layout.title.text == "A map"
     assert not figure.layout.images
 
 
@@ -42,6 +50,7 @@ def test_results_are_ringed_under_the_stars_and_points_carry_their_ids():
     figure = map_figure(COORDS, ["p", "q", "r", "s"], thumbnails=uris, highlight=[(3, "#1"), (1, "#2")],
                         queries=[("your image 1", (0.2, 0.2)), ("your image 2", (0.8, 0.8))],
                         point_ids=[10, 11, 12, 13], highlight_name="top 2")
+    valid(figure)
     names = [trace.name for trace in figure.data]
     assert names == ["collection", "top 2", "your image 1", "your image 2"]
     collection, rings = figure.data[0], figure.data[1]
