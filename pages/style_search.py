@@ -258,7 +258,7 @@ def result_card(collection: Collection, trail: Trail, found: ExplainedResults, r
     st.caption(label)
     if explain:
         show_breakdown(found.why, row)
-    in_query = f"item:{result.path}" in trail.current.keys
+    in_query = Reference.item_key(result.path) in trail.current.keys
     with st.container(horizontal=True, gap="small"):
         st.button("More like this", key=f"more_like_{result.rank}", icon=":material/travel_explore:", type="tertiary",
                   on_click=search_from_item, args=(trail, collection, result.row, label),

@@ -46,7 +46,12 @@ class Reference:
     def item(cls, collection: Collection, row: int, label: str) -> Reference:
         """An item of the collection, with the vector the collection stores for it."""
         path = collection.paths[row]
-        return cls(f"item:{path}", label, collection.vectors[row].copy(), path=path)
+        return cls(cls.item_key(path), label, collection.vectors[row].copy(), path=path)
+
+    @staticmethod
+    def item_key(path: Path) -> str:
+        """The key of the collection item at ``path`` (to ask whether a query holds it)."""
+        return f"item:{path}"
 
 
 @dataclass(frozen=True, eq=False)
