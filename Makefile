@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := chromium dataset-fashion-mnist sweethome3d-furniture
 PORT ?= 8501
 
-.PHONY: run test lint bench clean lite0
+.PHONY: run test test-fast lint bench clean lite0
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(VENV)/.dev .apt-stamp
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest
+
+# The unit tier: no browser, no training, no whole-corpus page runs (markers e2e and slow); under 2 minutes.
+test-fast: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest -m "not e2e and not slow"
 
 # ruff, and the architecture's import rules (contracts in pyproject.toml).
 lint: $(VENV)/.dev

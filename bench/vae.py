@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import image_search
 import vae
 from lookalike.domain import to_catalog_domain
 from lookalike.vae import catalogs
@@ -110,8 +111,6 @@ def furniture_quality() -> None:
 def latency(repeats: int = 100) -> None:
     """Upload bytes → decode → preprocess → encode → top-k over the 60,000 cached latents."""
     from PIL import Image
-
-    import image_search
 
     checkpoint = vae.load_checkpoint("fashion-mnist")
     catalog = catalogs.load_fashion_mnist("train")

@@ -28,6 +28,18 @@ if "LOOKALIKE_CACHE" not in os.environ:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Tiers: `make test-fast` runs `-m "not e2e and not slow"`. Browser tests carry `e2e` (tests/e2e/); tests that
+# need a model trained for them carry `slow`, given here by the fixture that trains it; a few others are marked
+# `slow` where they are written.
+TRAINING_FIXTURES = {"tiny_model", "trained"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def paintings() -> list[Path]:
     """The 32 labelled paintings (16 cubism, 16 impressionist)."""

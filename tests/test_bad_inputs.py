@@ -84,6 +84,7 @@ def test_style_search_upload(item: BadInput, open_style_page: AppTest):
         assert height > width, (height, width)
 
 
+@pytest.mark.slow  # the whole corpus through the page again
 def test_style_search_still_works_after_the_corpus(open_style_page: AppTest, six_paintings: Path,
                                                    paintings: list[Path]):
     """After all the bad files (or alone), a real painting gives normal results, with itself first."""
@@ -222,6 +223,7 @@ def test_visual_search_upload(item: BadInput, open_visual_page: tuple[AppTest, s
         assert len(errors) == 1 and "This upload can't be used" in errors[0], errors
 
 
+@pytest.mark.slow  # the whole corpus through the page again
 def test_visual_search_still_works_after_the_corpus(open_visual_page: tuple[AppTest, str]):
     at, dataset = open_visual_page
     for item in bad_inputs():
@@ -306,6 +308,7 @@ def test_classifier_upload(item: BadInput, open_classifier_page: AppTest):
         assert not [s.value for s in at.subheader if "·" in s.value], "a prediction is shown for an unusable file"
 
 
+@pytest.mark.slow  # the whole corpus through the page again
 def test_classifier_still_works_after_the_corpus(open_classifier_page: AppTest):
     at = open_classifier_page
     for item in bad_inputs():

@@ -175,6 +175,7 @@ def four_paintings(copy_paintings) -> Path:
     return copy_paintings([4, 5, 20, 21], "four")
 
 
+@pytest.mark.slow  # three page runs and a re-scan
 def test_deleted_collection_folder_gives_a_message(four_paintings: Path, paintings: list[Path]):
     at = style_app(four_paintings)
     painting = next(iter(sorted(four_paintings.glob("*.jpg"))))

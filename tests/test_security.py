@@ -294,6 +294,7 @@ def test_streamlit_reads_the_upload_limit(monkeypatch):
         st_config.get_config_options(force_reparse=True)
 
 
+@pytest.mark.slow  # opens all three pages, with their models
 def test_other_uploaders_never_use_the_name_as_a_path(few_paintings: Path, tmp_path: Path, monkeypatch):
     """The same hostile name through the style-transfer, Visual Search and classifier uploaders."""
     monkeypatch.chdir(tmp_path)

@@ -226,29 +226,27 @@ def test_cli_writes_a_png_and_prints_losses(tmp_path, capsys, photo, painting, m
     assert "Final losses" in printed and " s" in printed
 
 
+def _cli_fails(tmp_path: Path, capsys, content: Path, style: Path) -> str:
+    """Run the CLI expecting exit status 1 and no output file; returns stderr, which has no traceback."""
+    code = style_transfer.main([str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "64"])
+    captured = capsys.readouterr()
+    assert code == 1 and not (tmp_path / "o.png").exists()
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
 def test_cli_bad_input_exits_1_without_traceback(tmp_path, capsys, painting):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage")
     style = tmp_path / "painting.png"
-    from PIL import Image
-
-    Image.fromarray(painting).save(style)
-    code = style_transfer.main([str(broken), str(style), "-o", str(tmp_path / "o.png"), "--size", "64"])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "error:" in captured.err and "broken.jpg" in captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert not (tmp_path / "o.png").exists()
+    style_transfer.save_png(painting, style)
+    err = _cli_fails(tmp_path, capsys, broken, style)
+    assert "error:" in err and "broken.jpg" in err
 
 
 def test_cli_missing_weights_exits_1_with_advice(tmp_path, capsys, monkeypatch, painting):
-    from PIL import Image
-
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path / "no-such-weights.h5"))
     image = tmp_path / "painting.png"
-    Image.fromarray(painting).save(image)
-    code = style_transfer.main([str(image), str(image), "-o", str(tmp_path / "o.png"), "--size", "64"])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "error:" in captured.err and "LOOKALIKE_WEIGHTS" in captured.err
-    assert "Traceback" not in captured.err + captured.out
+    style_transfer.save_png(painting, image)
+    err = _cli_fails(tmp_path, capsys, image, image)
+    assert "error:" in err and "LOOKALIKE_WEIGHTS" in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.paths import ROOT
+from tests.paths import APP, STYLE_PAGE
 
 
 def home_text(app: AppTest) -> str:
@@ -12,7 +12,7 @@ def home_text(app: AppTest) -> str:
 
 
 def test_home_page_lists_the_tools_and_their_readiness():
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not app.exception
     headings = [h.value for h in app.subheader]
     assert any("Style Search" in h for h in headings)
@@ -26,7 +26,7 @@ def test_home_page_lists_the_tools_and_their_readiness():
 def test_missing_imagenet_weights_show_where_to_put_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
     monkeypatch.setenv("HOME", str(tmp_path))
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not app.exception
     assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in home_text(app)
 
@@ -38,12 +38,17 @@ def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_pat
     monkeypatch.setenv("LOOKALIKE_MIRROR", "")
     # keras' downloader is pointed at a closed loopback port, so the failure is immediate and offline.
     import keras.utils
+    import streamlit as st
 
     original = keras.utils.get_file
     monkeypatch.setattr(keras.utils, "get_file", lambda name, url, **kw: original(name, "http://127.0.0.1:9/" + name, **kw))
-    app = AppTest.from_file(str(ROOT / "pages" / "style_search.py"), default_timeout=120)
-    app.session_state["collection_choice"] = "Another folder…"
-    app.run()
+    st.cache_resource.clear()  # a style model loaded by an earlier test (random weights) must not answer for this one
+    try:
+        app = AppTest.from_file(str(STYLE_PAGE), default_timeout=120)
+        app.session_state["collection_choice"] = "Another folder…"
+        app.run()
+    finally:
+        st.cache_resource.clear()
     assert not app.exception
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import utils
-from tests.paths import PAINTINGS, ROOT
+from tests.paths import PAINTINGS, STYLE_PAGE
 
-PAGE = str(ROOT / "pages" / "style_search.py")
+PAGE = str(STYLE_PAGE)
 
 
 def open_page_on(folder) -> AppTest:
@@ -27,6 +28,7 @@ def result_captions(app: AppTest) -> list[str]:
     return [c.value for c in app.caption if c.value.startswith("s ")]
 
 
+@pytest.mark.slow  # indexes 32 paintings with VGG19 and draws the t-SNE map
 def test_upload_and_search_shows_k_ranked_results_and_a_map():
     app = open_page_on(PAINTINGS)
     assert not app.exception and not app.error
