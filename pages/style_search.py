@@ -12,11 +12,16 @@ import streamlit as st
 from lookalike.core.backends import positional_index
 from lookalike.core.files import FolderError, check_folder
 from lookalike.core.images import make_thumbnail
+from lookalike.core.lite0 import BundledModelBroken
 from lookalike.core.maps import cached_map, place_on_map, stratified_sample
+from lookalike.core.settings import get_settings
 from lookalike.core.weights import WeightsUnavailable
 from lookalike.search import samples
 from lookalike.search.folders import Collection, index_folder
 from lookalike.search.ranking import rank
+from lookalike.style.backbones import DISPLAY_NAMES, VGG19
+from lookalike.style.choice import UnknownStyleModel, requested_style_model
+from lookalike.style.choice import load_style_model as choose_and_load_style_model
 from lookalike.style.vectors import StyleModel
 from lookalike.ui import common as ui
 from lookalike.ui.maps import map_figure
@@ -31,9 +36,10 @@ MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hove
 # ---------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading the VGG19 style model…")
-def load_style_model() -> StyleModel:
-    model = StyleModel.load()
+@st.cache_resource(show_spinner="Loading the style model…")
+def load_style_model(choice: str) -> StyleModel:
+    """The style model for LOOKALIKE_STYLE_MODEL (auto, vgg19 or lite0), loaded once per process."""
+    model = choose_and_load_style_model(choice)
     ui.freeze_loaded_objects()
     return model
 
@@ -234,16 +240,28 @@ def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) 
     render_style_transfer_section(choices, Path(preset) if preset else None)
 
 
+def model_line(model: StyleModel) -> None:
+    """One line naming the network in use, and why when it was chosen for the user."""
+    if model.note:
+        st.info(model.note, icon=":material/model_training:")
+    st.caption(f"Paintings ranked by the similarity of their {DISPLAY_NAMES[model.backbone_name]} "
+               "Gram-matrix style vectors.")
+
+
 def main() -> None:
     st.title(":material/palette: Style Search")
-    st.caption("Paintings ranked by the similarity of their VGG19 Gram-matrix style vectors.")
     choice = choose_collection()
     try:
-        model = load_style_model()
+        model = load_style_model(requested_style_model(get_settings().style_model))
     except WeightsUnavailable as error:
         ui.weights_error(error)
         return
-    ui.random_weights_banner()
+    except (BundledModelBroken, UnknownStyleModel) as error:
+        st.error(str(error), icon=":material/key_off:")
+        return
+    model_line(model)
+    if model.backbone_name == VGG19:
+        ui.random_weights_banner()
     collection = get_collection(choice, model) if choice else None
     search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
     captions = choice.captions if choice else {}

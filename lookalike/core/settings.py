@@ -18,6 +18,7 @@ class Settings:
     mirror: str | None  # base URL or folder that replaces the public download hosts
     roots: tuple[Path, ...]  # folders that users may index; empty means anywhere
     cache_dir: Path  # where embeddings, maps and downloads are kept
+    style_model: str = "auto"  # "auto", "vgg19" or "lite0": the network style vectors come from
 
     @property
     def random_weights(self) -> bool:
@@ -36,4 +37,5 @@ def get_settings() -> Settings:
     cache_dir = Path(
         os.environ.get("LOOKALIKE_CACHE", "") or Path.home() / ".cache" / "lookalike"
     ).expanduser()
-    return Settings(weights=weights, mirror=mirror, roots=roots, cache_dir=cache_dir)
+    style_model = os.environ.get("LOOKALIKE_STYLE_MODEL", "").strip().lower() or "auto"
+    return Settings(weights=weights, mirror=mirror, roots=roots, cache_dir=cache_dir, style_model=style_model)

@@ -1,4 +1,5 @@
-"""Compact style vectors: VGG19 Gram matrices, each layer's upper triangle projected to a few hundred values.
+"""Compact style vectors: Gram matrices of a backbone's layers (VGG19 or the bundled EfficientNet-Lite0), each
+layer's upper triangle projected to a few hundred values.
 
 ``StyleModel`` is the style search's embedder (``model_id``, ``prepare``, batched ``embed``).
 """
@@ -13,16 +14,8 @@ import numpy as np
 from lookalike.core.counters import count_inference
 from lookalike.core.images import square_image
 from lookalike.core.vectors import normalize
-from lookalike.core.weights import weights_label
-from lookalike.style.vgg19 import (
-    STYLE_LAYERS,
-    default_precision,
-    gram_matrix,
-    preprocess,
-    selected_layers_model,
-    upper_triangle,
-    vgg19_backbone,
-)
+from lookalike.style.backbones import LITE0, LITE0_STYLE_LAYERS, VGG19, load_backbone
+from lookalike.style.vgg19 import STYLE_LAYERS, default_precision, gram_matrix, upper_triangle
 
 # Output dimensions given to each layer (sum 1,024) and the weight of each layer.
 COMPACT_DIMS: tuple[int, ...] = (128, 192, 224, 240, 240)
@@ -53,10 +46,19 @@ class StyleConfig:
     layer_weights: tuple[float, ...] = LAYER_WEIGHTS
     seed: int = PROJECTION_SEED
     precision: str = field(default_factory=default_precision)  # "float32" or "bfloat16"
+    backbone: str = VGG19
+
+    @classmethod
+    def for_backbone(cls, backbone: str) -> StyleConfig:
+        """The measured default layers of each backbone; Lite0 runs in float32 (its depthwise layers gain
+        nothing from bf16 on CPUs)."""
+        if backbone == LITE0:
+            return cls(layers=LITE0_STYLE_LAYERS, precision="float32", backbone=LITE0)
+        return cls(backbone=backbone)
 
     def model_id(self, weights: str) -> str:
         return (
-            f"vgg19-gram|layers={','.join(self.layers)}|size={self.size}|dims={self.dims}"
+            f"{self.backbone}-gram|layers={','.join(self.layers)}|size={self.size}|dims={self.dims}"
             f"|w={self.layer_weights}|seed={self.seed}|precision={self.precision}|weights={weights}"
         )
 
@@ -68,14 +70,15 @@ class StyleModel:
     is one tensor and every image is seen at the same scale (Gram statistics depend on scale).
     """
 
-    def __init__(self, config: StyleConfig | None = None, backbone=None):
+    def __init__(self, config: StyleConfig | None = None, backbone=None, note: str | None = None):
         import tensorflow as tf
 
         self.config = config or StyleConfig()
-        self.features = selected_layers_model(
-            self.config.layers, backbone if backbone is not None else vgg19_backbone(self.config.precision)
-        )
-        self.model_id = self.config.model_id(weights_label())
+        loaded = load_backbone(self.config.backbone, self.config.layers, self.config.precision, self.config.size,
+                               backbone)
+        self.features, self.preprocess = loaded.features, loaded.preprocess
+        self.model_id = self.config.model_id(loaded.weights_tag)
+        self.note = note  # one line for people: which model runs, and why when it was chosen for them
         self.projections = [
             projection_matrix(self.features.outputs[i].shape[-1], dim, self.config.seed)
             for i, dim in enumerate(self.config.dims)
@@ -83,8 +86,12 @@ class StyleModel:
         self._grams = tf.function(self._grams_graph, reduce_retracing=True, jit_compile=False)
 
     @classmethod
-    def load(cls, config: StyleConfig | None = None) -> StyleModel:
-        return cls(config)
+    def load(cls, config: StyleConfig | None = None, note: str | None = None) -> StyleModel:
+        return cls(config, note=note)
+
+    @property
+    def backbone_name(self) -> str:
+        return self.config.backbone
 
     def _grams_graph(self, batch):
         import tensorflow as tf
@@ -98,8 +105,8 @@ class StyleModel:
 
     def grams(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Gram matrices per layer for a batch of prepared images."""
-        count_inference("vgg19")
-        return [g.numpy() for g in self._grams(preprocess(np.stack(images)))]
+        count_inference(self.config.backbone)
+        return [g.numpy() for g in self._grams(self.preprocess(np.stack(images)))]
 
     def embed_full(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The exact (uncompressed) style vectors, about 306,000 floats each: for evaluation only."""
