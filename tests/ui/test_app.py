@@ -31,8 +31,10 @@ def test_missing_imagenet_weights_show_where_to_put_the_file(monkeypatch, tmp_pa
     assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in home_text(app)
 
 
-def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_path):
+def open_style_page_offline(monkeypatch, tmp_path, style_model: str) -> AppTest:
+    """The Style Search page with ImageNet weights asked for, none on disk, and no network."""
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", style_model)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
     monkeypatch.setenv("LOOKALIKE_MIRROR", "")
@@ -50,6 +52,19 @@ def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_pat
     finally:
         st.cache_resource.clear()
     assert not app.exception
+    return app
+
+
+def test_style_page_without_vgg19_weights_shows_one_clear_message(monkeypatch, tmp_path):
+    app = open_style_page_offline(monkeypatch, tmp_path, "vgg19")
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]
     assert "models/" in errors[0]
+
+
+def test_style_page_on_auto_falls_back_to_the_bundled_model(monkeypatch, tmp_path):
+    app = open_style_page_offline(monkeypatch, tmp_path, "auto")
+    assert not app.error
+    notes = [i.value for i in app.info if "EfficientNet-Lite0" in i.value]
+    assert len(notes) == 1 and "VGG19's ImageNet weights are not available" in notes[0]
+    assert not any(w.value.startswith("Running on **random weights**") for w in app.warning)
