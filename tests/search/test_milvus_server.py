@@ -43,7 +43,7 @@ def run_cli(*args: str, cache: Path, model: str = "grid-server-test", timeout: f
     """``python image_search.py ARGS`` in a fresh process, embedding with the cheap grid embedder."""
     code = (
         "import sys, image_search; from tests.embedders import GridEmbedder; "
-        "image_search.default_embedder = lambda model=None: GridEmbedder(sys.argv[1]); "
+        "image_search.default_embedder = lambda _choice=None: GridEmbedder(sys.argv[1]); "
         "sys.exit(image_search.main(sys.argv[2:]))"
     )
     env = {**os.environ, "LOOKALIKE_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
@@ -207,13 +207,13 @@ def test_the_server_stopping_mid_indexing_loses_nothing_and_a_rerun_completes(
     model = f"grid-midway-{uuid.uuid4().hex[:8]}"
     folder = copy_paintings(slice(6), "midway")
     uri = milvus_server.uri
-    monkeypatch.setattr(image_search, "default_embedder", lambda model=None: GridEmbedder(model))
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder(model))
     assert image_search.main(["index", str(folder), "--backend", "milvus", "--milvus-uri", uri]) == 0
     assert "milvus index of 6 vectors" in capsys.readouterr().out
 
     for extra in paintings[6:14]:
         shutil.copy(extra, folder / extra.name)
-    monkeypatch.setattr(image_search, "default_embedder", lambda model=None: KillsTheServer(model, milvus_server, after=4))
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: KillsTheServer(model, milvus_server, after=4))
     assert image_search.main(["index", str(folder), "--backend", "milvus", "--milvus-uri", uri]) == 1
     captured = capsys.readouterr()
     assert not milvus_server.running
@@ -223,12 +223,12 @@ def test_the_server_stopping_mid_indexing_loses_nothing_and_a_rerun_completes(
     assert len(EmbeddingCache(model)) == 14, "every vector embedded before and after the crash is cached"
 
     milvus_server.restart()
-    monkeypatch.setattr(image_search, "default_embedder", lambda model=None: GridEmbedder(model, fail_after=0))
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder(model, fail_after=0))
     assert image_search.main(["index", str(folder), "--backend", "milvus", "--milvus-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "milvus index of 14 vectors" in out and "0 new, 14 reused" in out, "nothing embedded twice"
     query = folder / paintings[12].name
-    monkeypatch.setattr(image_search, "default_embedder", lambda model=None: GridEmbedder(model))  # embeds the query
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder(model))  # embeds the query
     for backend in ("milvus", "exact"):
         assert image_search.main(["search", str(query), "--folder", str(folder), "--backend", backend, "-k", "14"]) == 0
     milvus, exact = (ranked(chunk) for chunk in capsys.readouterr().out.split("exact index of"))
