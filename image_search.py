@@ -101,8 +101,8 @@ def _backend_index(args: argparse.Namespace, collection: Collection) -> backends
 
 def _cmd_index(args: argparse.Namespace) -> int:
     _check_milvus_first(args)
-    if args.engine == "ray" and args.ray_address:
-        ray_engine.check_address(args.ray_address)  # before the model loads
+    if args.engine == "ray" and args.ray_address:  # join first: a wrong address or token fails before the model loads
+        ray_engine.connect(args.ray_address, token_file=args.ray_token_file)
     collection = _index_with_engine(args)
     _backend_index(args, collection)
     stats = collection.stats

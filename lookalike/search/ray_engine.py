@@ -94,12 +94,6 @@ def _check_reachable(address: str, host: str, port: int) -> None:
         raise ClusterError(f"no Ray head answers at {address} ({reason})") from None
 
 
-def check_address(address: str) -> None:
-    """A malformed address, or one where nothing listens, as a ``ClusterError``: at once, before any model loads."""
-    _, host, port = split_address(address)
-    _check_reachable(address, host, port)
-
-
 def _prepare_environment(client: bool, host: str, token_file: str | None) -> None:
     """Ray reads these when it is first imported and first authenticates, so they are set before both."""
     if token_file:
