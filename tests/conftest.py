@@ -120,3 +120,12 @@ def milvus_server():
         if server is not None:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+from standin_weights import (  # noqa: E402, F401
+    imagenet,
+    keras_imagenet,
+    other_vgg19,
+    stalled_server,
+    standins,
+    weights_server,
+)
