@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := chromium dataset-fashion-mnist sweethome3d-furniture
 PORT ?= 8501
 
-.PHONY: run test test-fast lint bench clean lite0
+.PHONY: run test test-fast lint bench weights clean lite0
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-scale.txt
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	else echo "apt-get not found: install $(APT_PACKAGES) with your package manager"; fi
 	touch $@
+
+# Fetch and check every ImageNet weights file the app uses (for offline machines: see the README).
+weights: $(VENV)/.runtime
+	$(BIN)/python utils.py weights
 
 run: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py --server.port $(PORT)

@@ -14,18 +14,17 @@ import numpy as np
 from PIL import Image
 
 from lookalike.classifier.backbones import BUNDLED, EFFICIENTNET_B0, LITE0, Backbone
-from lookalike.core import lite0
+from lookalike.core import lite0, weights
 from lookalike.core.counters import count_load
 from lookalike.core.images import square_image
-from lookalike.core.weights import resolve_pretrained_weights
+from lookalike.core.pretrained import keras_application
 from lookalike.domain import to_fashion_mnist
 
 FASHION = "fashion-mnist"
 PHOTO = "photo"  # short side resized and centre-cropped: the EfficientNetB0 photo models
 PHOTO_SQUASH = "photo-squash"  # the whole photo squashed to a square (bicubic): the Lite0 photo models
 BACKBONE = "EfficientNetB0"
-WEIGHTS_FILE = "efficientnetb0_notop.h5"
-WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5"
+BACKBONE_WEIGHTS = "efficientnetb0"  # its published ImageNet file, in lookalike.core.weights
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 EVALUATION_FILE = "evaluation.json"
@@ -75,17 +74,17 @@ def squash_image(rgb: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def backbone_weights(from_scratch: bool) -> str | None:
-    """What to pass as EfficientNetB0 ``weights=``: None (random) or a local file path."""
+def backbone_weights(from_scratch: bool) -> weights.Resolved:
+    """EfficientNetB0's weights: random for a model trained from scratch, else what the settings choose."""
     if from_scratch:
-        return None
-    return resolve_pretrained_weights(BACKBONE, WEIGHTS_FILE, WEIGHTS_URL)
+        return weights.Resolved(BACKBONE_WEIGHTS, None, "scratch")
+    return weights.resolve(BACKBONE_WEIGHTS)
 
 
 def build_model(
     num_classes: int,
     input_size: int,
-    weights: str | None = None,
+    start_weights: weights.Resolved | str | None = None,
     trainable_backbone: bool = False,
     dropout: float = 0.2,
     backbone: Backbone = EFFICIENTNET_B0,
@@ -93,17 +92,20 @@ def build_model(
     """EfficientNetB0 (no top) → global average pooling → dropout → Dense(32) ``embedding`` → softmax.
 
     The backbone's own preprocessing (rescaling and normalisation) is part of the network, so inputs
-    are raw 0-255 RGB values. ``backbone=LITE0`` builds :func:`build_lite0_model` instead.
+    are raw 0-255 RGB values. ``start_weights`` is EfficientNetB0's resolved weights file (None: random); with
+    a file the backbone computes exactly what Keras's own ``EfficientNetB0(weights="imagenet")`` computes (see
+    ``lookalike.core.pretrained``). ``backbone=LITE0`` builds :func:`build_lite0_model` instead.
     """
     import keras
 
     if backbone is LITE0:
-        return build_lite0_model(num_classes, input_size, weights, trainable_backbone, dropout)
+        return build_lite0_model(num_classes, input_size, start_weights, trainable_backbone, dropout)
     if input_size < MIN_SIZE:
         raise ClassifierError(f"EfficientNetB0 needs inputs of at least {MIN_SIZE} px, not {input_size}.")
     count_load("classifier")
-    backbone = keras.applications.EfficientNetB0(
-        include_top=False, weights=weights, input_shape=(input_size, input_size, 3)
+    resolved = start_weights if isinstance(start_weights, weights.Resolved) else backbone_weights(from_scratch=True)
+    backbone = keras_application(
+        BACKBONE_WEIGHTS, resolved, include_top=False, input_shape=(input_size, input_size, 3)
     )
     backbone.trainable = trainable_backbone
     inputs = keras.Input((input_size, input_size, 3), name="image")

@@ -27,10 +27,10 @@ from lookalike.classifier.model import (
 )
 from lookalike.classifier.report import evaluate, format_report, write_evaluation
 from lookalike.classifier.storage import read_metadata, save_model
-from lookalike.core import lite0, settings
+from lookalike.core import lite0, settings, weights
 from lookalike.core.counters import count_load
 from lookalike.core.progress import Progress
-from lookalike.core.weights import WeightsUnavailable, weights_label
+from lookalike.core.weights import WeightsUnavailable
 
 LITE0_FASHION_SIZE = 64  # Lite0 reads Fashion-MNIST upsampled to 64 px (at 32 px its last stages see 1×1)
 
@@ -67,7 +67,7 @@ class Start:
     """Where a run starts: the backbone, the weights to build it with, and how the metadata names them."""
 
     backbone: Backbone
-    weights: str | None
+    weights: weights.Resolved | str | None  # EfficientNetB0's file, BUNDLED (Lite0) or None (random)
     record: str
 
 
@@ -79,7 +79,8 @@ def choose_start(requested: str, scratch: bool) -> Start:
         return Start(backbone, None, "scratch")
     if requested in (AUTO, EFFICIENTNET_B0.key):
         try:
-            return Start(EFFICIENTNET_B0, backbone_weights(False), weights_label())
+            resolved = backbone_weights(False)
+            return Start(EFFICIENTNET_B0, resolved, resolved.label)  # the record names the file's SHA-256
         except WeightsUnavailable as error:
             if requested != AUTO:
                 raise

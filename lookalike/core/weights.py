@@ -18,22 +18,19 @@ Light on purpose: Keras, h5py and requests are imported only when a file is load
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lookalike.core import settings
+from lookalike.core.digests import Digests, digests
 from lookalike.core.fetch import FetchError, Progress, fetch_checked, terminal_progress
 from lookalike.core.h5_layout import LayoutError, Structure, read_structure
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = PROJECT_ROOT / "models"
-MODES = ("imagenet", "random")
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds to open the connection
-DEFAULT_READ_TIMEOUT = 30.0  # seconds without a byte before a download is given up
-CHUNK = 1 << 20
+MODELS_DIR = settings.MODELS_DIR  # checked first; a module attribute so tests can point it elsewhere
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (at most; never above the read timeout)
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class PublishedFile:
     @property
     def variable(self) -> str:
         """The per-model setting that points this model at a file of one's own."""
-        return f"LOOKALIKE_{self.key.upper()}_WEIGHTS"
+        return settings.OWN_WEIGHTS_VARIABLES[self.key]
 
 
 # Names, URLs and MD5 hashes as in keras/src/applications/{vgg19,efficientnet}.py (include_top=False).
@@ -119,65 +116,34 @@ def keras_cache_dir() -> Path:
     return (Path(home).expanduser() if home else Path.home() / ".keras") / "models"
 
 
-def mode_setting() -> str:
-    """``LOOKALIKE_WEIGHTS`` as given: ``imagenet`` (default), ``random`` or a file path (older form)."""
-    return os.environ.get("LOOKALIKE_WEIGHTS", "imagenet").strip() or "imagenet"
-
-
-def mirror_setting() -> str | None:
-    return os.environ.get("LOOKALIKE_MIRROR", "").strip() or None
-
-
-def timeouts() -> tuple[float, float]:
+def timeouts(current: settings.Settings) -> tuple[float, float]:
     """(connect, read) timeouts in seconds; ``LOOKALIKE_DOWNLOAD_TIMEOUT`` sets the read timeout."""
-    raw = os.environ.get("LOOKALIKE_DOWNLOAD_TIMEOUT", "").strip()
-    try:
-        read = float(raw) if raw else DEFAULT_READ_TIMEOUT
-    except ValueError:
-        read = DEFAULT_READ_TIMEOUT
-    read = read if read > 0 else DEFAULT_READ_TIMEOUT
-    return min(DEFAULT_CONNECT_TIMEOUT, read), read
+    read = current.download_timeout
+    return min(CONNECT_TIMEOUT, read), read
 
 
 def uses_random(key: str) -> bool:
     """True when ``key``'s model runs on seeded random weights (no file of its own, mode ``random``)."""
-    return not os.environ.get(PUBLISHED[key].variable, "").strip() and mode_setting() == "random"
+    current = settings.get_settings()
+    return current.own_weights_for(key) is None and current.weights == "random"
+
+
+def readable_digests(path: Path, spec: PublishedFile, source: str) -> Digests:
+    """:func:`digests`, with an unreadable file (permissions, gone meanwhile) turned into one message."""
+    try:
+        return digests(path)
+    except OSError as error:
+        raise WeightsUnavailable(
+            spec.model,
+            spec.filename,
+            f"{path} cannot be read ({error.strerror or error}).",
+            replace_fix(spec, source),
+        ) from error
 
 
 # ---------------------------------------------------------------------------------------------
-# Hashes, once per process
+# Structure checks
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Digests:
-    md5: str
-    sha256: str
-
-
-_DIGESTS: dict[tuple[str, int, int], Digests] = {}
-_DIGESTS_LOCK = threading.Lock()
-HASH_COUNT = {"files": 0}  # files hashed in this process; tests read it to prove the memo works
-
-
-def digests(path: str | Path) -> Digests:
-    """MD5 and SHA-256 of a file, computed in one pass and remembered by path, size and mtime."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _DIGESTS_LOCK:
-        if key in _DIGESTS:
-            return _DIGESTS[key]
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            md5.update(chunk)
-            sha.update(chunk)
-    found = Digests(md5.hexdigest(), sha.hexdigest())
-    with _DIGESTS_LOCK:
-        _DIGESTS[key] = found
-        HASH_COUNT["files"] += 1
-    return found
 
 
 def identify(structure: Structure) -> PublishedFile | None:
@@ -258,20 +224,15 @@ _FAILURES: dict[tuple, WeightsUnavailable] = {}
 _FAILURES_LOCK = threading.Lock()
 
 
-def _setting_key(key: str) -> tuple:
-    return (
-        key,
-        os.environ.get(PUBLISHED[key].variable, ""),
-        mode_setting(),
-        mirror_setting(),
-        str(keras_cache_dir()),
-    )
+def _attempt_key(key: str, current: settings.Settings) -> tuple:
+    """What a failed attempt depends on: a change of any of these deserves a fresh try."""
+    return (key, current.own_weights_for(key), current.weights, current.mirror, str(keras_cache_dir()))
 
 
 def remembered_failure(key: str) -> WeightsUnavailable | None:
     """The error of an earlier failed attempt for ``key`` under the same settings, if any."""
     with _FAILURES_LOCK:
-        return _FAILURES.get(_setting_key(key))
+        return _FAILURES.get(_attempt_key(key, settings.get_settings()))
 
 
 def forget_failures() -> None:
@@ -283,59 +244,65 @@ def forget_failures() -> None:
 def resolve(key: str, progress: Progress | None = None, retry: bool = False) -> Resolved:
     """Find, fetch if needed, and check the weights for model ``key`` under the current settings.
 
-    A failure is remembered for the process (a page rerun does not download again); ``retry=True``
+    A failure is remembered for the process, so a page rerun does not download again; ``retry=True``
     or :func:`forget_failures` clears it. Raises :class:`WeightsUnavailable`.
     """
-    setting = _setting_key(key)
+    current = settings.get_settings()
+    attempt = _attempt_key(key, current)
     with _FAILURES_LOCK:
         if retry:
-            _FAILURES.pop(setting, None)
-        elif setting in _FAILURES:
-            raise _FAILURES[setting]
+            _FAILURES.pop(attempt, None)
+        elif attempt in _FAILURES:
+            raise _FAILURES[attempt]
     try:
-        return _resolve(PUBLISHED[key], progress)
+        return _resolve(PUBLISHED[key], current, progress)
     except WeightsUnavailable as error:
         with _FAILURES_LOCK:
-            _FAILURES[setting] = error
+            _FAILURES[attempt] = error
         raise
 
 
-def _resolve(spec: PublishedFile, progress: Progress | None) -> Resolved:
-    own = os.environ.get(spec.variable, "").strip()
-    if own:
-        return _own_file(spec, Path(own).expanduser(), spec.variable)
-    mode = mode_setting()
-    if mode == "random":
+def label(key: str) -> str:
+    """``resolve(key).label``: the weights part of every cache key that depends on ``key``'s model."""
+    return resolve(key).label
+
+
+def _resolve(spec: PublishedFile, current: settings.Settings, progress: Progress | None) -> Resolved:
+    own = current.own_weights_for(spec.key)
+    if own is not None:
+        return _own_file(spec, own, spec.variable)
+    if current.weights == "random":
         return Resolved(spec.key, None, "random")
-    if mode != "imagenet":
-        path = Path(mode).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailable(
-                spec.model,
-                spec.filename,
-                f"LOOKALIKE_WEIGHTS points at {path}, which does not exist.",
-                f"Fix: set LOOKALIKE_WEIGHTS to imagenet or random, and name a file of your own for one "
-                f"model with {_variables()}.",
-            )
-        try:
-            owner = identify(read_structure(path))
-        except LayoutError:
-            owner = None
-        if owner is None:
-            raise WeightsUnavailable(
-                spec.model,
-                spec.filename,
-                f"LOOKALIKE_WEIGHTS={path} fits none of the app's models, so it is unclear which one it is for.",
-                f"Fix: name it with {_variables()} instead, and set LOOKALIKE_WEIGHTS to imagenet or random.",
-            )
-        if owner.key == spec.key:
-            return _own_file(spec, path, "LOOKALIKE_WEIGHTS")
-        # The file belongs to the other model; this one takes the published file.
-    return _published_file(spec, progress)
+    if current.weights != "imagenet":
+        owner = _owner_of_old_setting(spec, Path(current.weights).expanduser())
+        if owner is spec:
+            return _own_file(spec, Path(current.weights).expanduser(), "LOOKALIKE_WEIGHTS")
+        # The file is the other model's; this one takes the published file.
+    return _published_file(spec, current, progress)
 
 
-def _variables() -> str:
-    return " or ".join(spec.variable for spec in PUBLISHED.values())
+def _owner_of_old_setting(spec: PublishedFile, path: Path) -> PublishedFile:
+    """The model that ``LOOKALIKE_WEIGHTS=<file>`` (the older, single setting) is unambiguously for."""
+    variables = " or ".join(other.variable for other in PUBLISHED.values())
+    if not path.is_file():
+        raise WeightsUnavailable(
+            spec.model,
+            spec.filename,
+            f"LOOKALIKE_WEIGHTS points at {path}, which does not exist.",
+            f"Fix: set LOOKALIKE_WEIGHTS to imagenet or random, and name a file of your own with {variables}.",
+        )
+    try:
+        owner = identify(read_structure(path))
+    except LayoutError:
+        owner = None
+    if owner is None:
+        raise WeightsUnavailable(
+            spec.model,
+            spec.filename,
+            f"LOOKALIKE_WEIGHTS={path} fits none of the app's models, so it is unclear which one it is for.",
+            f"Fix: name it with {variables} instead, and set LOOKALIKE_WEIGHTS to imagenet or random.",
+        )
+    return owner
 
 
 def _own_file(spec: PublishedFile, path: Path, setting: str) -> Resolved:
@@ -354,37 +321,44 @@ def _own_file(spec: PublishedFile, path: Path, setting: str) -> Resolved:
             f"Fix: point {setting} at such a file, named *.h5.",
         )
     check_structure(path, spec, setting)
-    return Resolved(spec.key, path, setting, digests(path).sha256)
+    return Resolved(spec.key, path, setting, readable_digests(path, spec, setting).sha256)
 
 
-def _published_file(spec: PublishedFile, progress: Progress | None) -> Resolved:
+def _published_file(spec: PublishedFile, current: settings.Settings, progress: Progress | None) -> Resolved:
+    found = find_published(spec)
+    if found is not None:
+        path, source = found
+        return Resolved(spec.key, path, source, verify_published(path, spec).sha256)
+    path = fetch(spec, current, progress=progress)
+    return Resolved(spec.key, path, "download", readable_digests(path, spec, "models").sha256)
+
+
+def find_published(spec: PublishedFile) -> tuple[Path, str] | None:
+    """Where the published file lies, without checking or fetching it: (path, "models" | "keras cache")."""
     for folder, source in ((MODELS_DIR, "models"), (keras_cache_dir(), "keras cache")):
-        candidate = folder / spec.filename
-        if candidate.is_file():
-            return Resolved(spec.key, candidate, source, verify_published(candidate, spec).sha256)
-    path = fetch(spec, progress=progress)
-    return Resolved(spec.key, path, "download", digests(path).sha256)
+        if (folder / spec.filename).is_file():
+            return folder / spec.filename, source
+    return None
 
 
 def verify_published(path: Path, spec: PublishedFile) -> Digests:
     """Refuse ``path`` unless its MD5 is Keras's published one for ``spec``."""
-    found = digests(path)
+    found = readable_digests(path, spec, "models")
     if found.md5 != spec.md5:
-        size = path.stat().st_size
         try:
             other = identify(read_structure(path))
             what = (
-                f"It looks like the {other.model} file ({other.filename})."
+                f" It looks like the {other.model} file ({other.filename})."
                 if other and other is not spec
                 else ""
             )
         except LayoutError:
-            what = "It is not a readable HDF5 file (truncated or damaged)."
+            what = " It is not a readable HDF5 file (truncated or damaged)."
         raise WeightsUnavailable(
             spec.model,
             spec.filename,
             f"{path} is not Keras's published {spec.filename}: its MD5 is {found.md5}, expected {spec.md5} "
-            f"({size:,} bytes). {what}".strip(),
+            f"({path.stat().st_size:,} bytes).{what}",
             replace_fix(spec, "models"),
         )
     return found
@@ -395,13 +369,17 @@ def verify_published(path: Path, spec: PublishedFile) -> Digests:
 # ---------------------------------------------------------------------------------------------
 
 
-def source_url(spec: PublishedFile, mirror: str | None = None) -> str:
+def source_url(spec: PublishedFile, mirror: str | None) -> str:
     """The public URL, or the same relative path below ``LOOKALIKE_MIRROR`` (a URL or a folder)."""
-    mirror = mirror if mirror is not None else mirror_setting()
     return f"{mirror.rstrip('/')}/{spec.relative}" if mirror else spec.url
 
 
-def fetch(spec: PublishedFile, destination: Path | None = None, progress: Progress | None = None) -> Path:
+def fetch(
+    spec: PublishedFile,
+    current: settings.Settings,
+    destination: Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Download ``spec`` into ``destination`` (default: the Keras cache), checked against Keras's hash.
 
     A failed or interrupted download leaves nothing behind (see :func:`fetch.fetch_checked`).
@@ -410,30 +388,56 @@ def fetch(spec: PublishedFile, destination: Path | None = None, progress: Progre
     if target.is_file():
         verify_published(target, spec)
         return target
-    source = source_url(spec)
+    source = source_url(spec, current.mirror)
     try:
-        return fetch_checked(source, target, spec.md5, timeouts(), progress)
+        return fetch_checked(source, target, spec.md5, timeouts(current), progress)
     except FetchError as error:
         raise WeightsUnavailable(
             spec.model, spec.filename, f"could not download it from {source}: {error}."
         ) from error
 
 
-def prefetch(keys: tuple[str, ...] | None = None, report: Callable[[str], None] = print) -> bool:
-    """Fetch and check every published file the app uses (or ``keys``); True when all are in place.
+def prefetch(destination: Path | None = None, report: Callable[[str], None] = print) -> bool:
+    """Fetch and check every published file the app uses; True when all are in place.
 
-    Used by ``python utils.py weights`` / ``make weights`` to prepare an offline machine.
+    With ``destination`` the files are fetched into that folder (to carry to an offline machine);
+    otherwise to where the app looks. ``python utils.py weights`` and ``make weights`` run this.
     """
+    current = settings.get_settings()
     ok = True
-    for key in keys or tuple(PUBLISHED):
-        spec = PUBLISHED[key]
+    for spec in PUBLISHED.values():
         try:
-            resolved = _published_file(spec, terminal_progress(spec.filename))
+            if destination is None:
+                resolved = _published_file(spec, current, terminal_progress(spec.filename))
+                path, source = resolved.path, resolved.source
+            else:
+                path, source = fetch(spec, current, destination, terminal_progress(spec.filename)), "fetched"
         except WeightsUnavailable as error:
             report(f"error: {error}")
             ok = False
             continue
-        report(
-            f"{spec.model}: {resolved.path} ({resolved.source}; MD5 {spec.md5} as published, SHA-256 {resolved.sha256})"
-        )
+        report(f"{spec.model}: {path} ({source}; MD5 {spec.md5} as Keras publishes it)")
     return ok
+
+
+def status(key: str) -> tuple[bool, str]:
+    """(ready, in words) for ``key``'s weights, for the home page. Never downloads."""
+    spec, current = PUBLISHED[key], settings.get_settings()
+    if uses_random(key):
+        return False, "random weights (LOOKALIKE_WEIGHTS=random)"
+    old_form_mine = False
+    if current.own_weights_for(key) is None and current.weights not in ("imagenet", "random"):
+        try:
+            old_form_mine = _owner_of_old_setting(spec, Path(current.weights).expanduser()) is spec
+        except WeightsUnavailable as error:
+            return False, str(error)
+    if current.own_weights_for(key) is None and not old_form_mine and find_published(spec) is None:
+        failure = remembered_failure(key)
+        return False, str(
+            failure
+        ) if failure else f"`{spec.filename}` not downloaded yet: fetched on first use"
+    try:
+        resolved = resolve(key)
+    except WeightsUnavailable as error:
+        return False, str(error)
+    return True, f"{resolved.path} ({resolved.source}; SHA-256 {resolved.sha256[:12]}…)"
