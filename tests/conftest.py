@@ -19,6 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.paths import CLOTHING, PAINTINGS, SHARED_DATA
+from tests.standin_weights import (  # noqa: F401 - fixtures: stand-in ImageNet weight files and servers
+    imagenet,
+    keras_imagenet,
+    other_vgg19,
+    stalled_server,
+    standins,
+    weights_server,
+)
 
 # Set before any project module reads the settings.
 os.environ["LOOKALIKE_WEIGHTS"] = "random"
@@ -120,12 +128,3 @@ def milvus_server():
         if server is not None:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-from standin_weights import (  # noqa: E402, F401
-    imagenet,
-    keras_imagenet,
-    other_vgg19,
-    stalled_server,
-    standins,
-    weights_server,
-)

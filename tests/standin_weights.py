@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_paths import PAINTINGS
 
 from lookalike.core import weights
 from lookalike.core.weights import IMAGENET_STDDEV_RGB, PUBLISHED
+from tests.paths import PAINTINGS
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 EFFICIENTNET_KERAS_VERSION = "2.4.0"  # tf.keras 2.3 era, when the EfficientNet files were published
@@ -200,13 +200,18 @@ def imagenet(monkeypatch, tmp_path, standins) -> ImagenetSetup:
 
 
 class _FaultyMirror(http.server.SimpleHTTPRequestHandler):
-    """``/good/<path>`` serves the folder; ``/cut/<path>`` stops half-way; ``/missing/<path>`` is a 404."""
+    """``/good/<path>`` serves the folder; ``/cut/<path>`` stops half-way; ``/missing/<path>`` is a 404.
+
+    ``requests`` counts the requests per mode, so tests can tell whether a download was attempted."""
+
+    requests: dict[str, int] = {}
 
     def log_message(self, *args) -> None:
         pass
 
     def do_GET(self) -> None:
         mode, _, rest = self.path.lstrip("/").partition("/")
+        _FaultyMirror.requests[mode] = _FaultyMirror.requests.get(mode, 0) + 1
         self.path = "/" + rest
         if mode == "good":
             super().do_GET()
@@ -220,6 +225,11 @@ class _FaultyMirror(http.server.SimpleHTTPRequestHandler):
             self.close_connection = True
         else:
             self.send_error(404, "Not Found")
+
+
+def mirror_requests(mode: str) -> int:
+    """How many requests the loopback mirror has answered under ``<base>/<mode>`` so far."""
+    return _FaultyMirror.requests.get(mode, 0)
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from shared_paths import CLOTHING, PAINTINGS
 
-import utils
 from lookalike.core import pretrained, weights
+from lookalike.core.images import load_image, square_image
+from tests.paths import CLOTHING, PAINTINGS
 
 
 def real_images(size: int) -> np.ndarray:
     paths = [sorted(PAINTINGS.glob("*.jpg"))[0], next(iter(sorted((CLOTHING / "test").rglob("*.jpg"))))]
-    return np.stack([utils.square_image(utils.load_image(p), size) for p in paths]).astype(np.float32)
+    return np.stack([square_image(load_image(p), size) for p in paths]).astype(np.float32)
 
 
 @pytest.mark.parametrize(("key", "kwargs"), [

@@ -12,11 +12,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from standin_weights import leftovers, truncate, zero_block
 
-from lookalike.core import fetch, pretrained, weights
+from lookalike.core import digests, fetch, pretrained, weights
 from lookalike.core.h5_layout import read_structure
 from lookalike.core.weights import PUBLISHED, WeightsUnavailable
+from tests.standin_weights import leftovers, truncate, zero_block
 
 
 def message_of(call) -> str:
@@ -274,12 +274,12 @@ def test_prefetch_reports_each_file(imagenet, monkeypatch, weights_server):
 def test_file_hash_is_remembered_by_path_size_and_mtime(tmp_path):
     path = tmp_path / "w.h5"
     path.write_bytes(b"a" * 1000)
-    before = weights.HASH_COUNT["files"]
+    before = digests.HASH_COUNT["files"]
     first = weights.digests(path)
-    assert weights.digests(path) == first and weights.HASH_COUNT["files"] == before + 1
+    assert weights.digests(path) == first and digests.HASH_COUNT["files"] == before + 1
     path.write_bytes(b"b" * 1000)
     os.utime(path, ns=(time.time_ns() + 10**9,) * 2)
-    assert weights.digests(path) != first and weights.HASH_COUNT["files"] == before + 2
+    assert weights.digests(path) != first and digests.HASH_COUNT["files"] == before + 2
 
 
 # ---------------------------------------------------------------------------------------------
