@@ -27,7 +27,7 @@ def photos(size: int = SIZE) -> np.ndarray:
     return np.stack([square_image(load_image(p), size) for p in paths]).astype(np.float32)
 
 
-@pytest.mark.parametrize("where", ["models", "mirror", "variable"])
+@pytest.mark.parametrize("where", ["models", *(pytest.param(w, marks=pytest.mark.slow) for w in ("mirror", "variable"))])
 def test_backbone_equals_keras_imagenet_efficientnetb0(where, imagenet, keras_imagenet, monkeypatch, weights_server):
     if where == "models":
         imagenet.place("efficientnetb0", imagenet.models)

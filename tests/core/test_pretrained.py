@@ -29,6 +29,7 @@ def test_model_from_the_file_equals_keras_imagenet_model(imagenet, keras_imagene
     assert expected.std() > 0
 
 
+@pytest.mark.slow
 def test_plain_keras_file_loading_would_scale_efficientnet_inputs_wrongly(imagenet, keras_imagenet):
     """The quirk that the module corrects: Keras's weights=<path> leaves out the ImageNet rescaling."""
     import keras

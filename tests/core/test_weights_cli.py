@@ -7,10 +7,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+import image_search
 import utils
 from lookalike.core.weights import PUBLISHED
 from tests.paths import ROOT
-from tests.standin_weights import leftovers, truncate
+from tests.standin_weights import leftovers, truncate, zero_block
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -43,6 +46,7 @@ def test_prefetch_command_against_a_server_that_never_answers(stalled_server, tm
     assert leftovers(tmp_path / "carry") == []
 
 
+@pytest.mark.slow
 def test_a_truncated_own_file_is_one_line_in_a_real_process(standins, tmp_path):
     bad = truncate(standins.path("vgg19"), tmp_path / "mine.h5")
     folder = tmp_path / "paintings"
@@ -52,3 +56,28 @@ def test_a_truncated_own_file_is_one_line_in_a_real_process(standins, tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(bad) in errors[0] and "truncated or damaged" in errors[0]
     assert "LOOKALIKE_VGG19_WEIGHTS" in errors[0]
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    ("truncated", "truncated or damaged"),
+    ("zeroed block", "is not Keras's published"),
+    ("wrong model", "looks like the EfficientNetB0 file"),
+    ("cut download", "was cut off"),
+    ("404", "HTTP 404"),
+])
+def test_each_fault_is_one_line_in_the_command_line(fault, expected, imagenet, monkeypatch, weights_server,
+                                                    copy_paintings, capsys):
+    target = imagenet.models / PUBLISHED["vgg19"].filename
+    if fault == "truncated":
+        truncate(imagenet.standins.path("vgg19"), target)
+    elif fault == "zeroed block":
+        zero_block(imagenet.standins.path("vgg19"), target)
+    elif fault == "wrong model":
+        imagenet.place("vgg19", imagenet.models, source=imagenet.standins.path("efficientnetb0"))
+    else:
+        monkeypatch.setenv("LOOKALIKE_MIRROR", f"{weights_server}/{'cut' if fault == 'cut download' else 'missing'}")
+    folder = copy_paintings(slice(0, 1), name="cli-fault")
+    assert image_search.main(["index", str(folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: VGG19 weights:") and expected in err
+    assert "Fix:" in err and leftovers(imagenet.keras_cache) == []
