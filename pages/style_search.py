@@ -271,15 +271,15 @@ def main() -> None:
     st.title(":material/palette: Style Search")
     choice = choose_collection()
     try:
-        choice = requested_style_model(get_settings().style_model)
-        model = load_style_model(choice, vgg19_weights_label(choice))
+        style_choice = requested_style_model(get_settings().style_model)
+        model = load_style_model(style_choice, vgg19_weights_label(style_choice))
     except WeightsUnavailable as error:
         ui.weights_error(error, WEIGHTS_KEY)
         return
     except (BundledModelBroken, UnknownStyleModel) as error:
         st.error(str(error), icon=":material/key_off:")
         return
-    model_line(model, choice)
+    model_line(model, style_choice)
     if model.backbone_name == VGG19:
         ui.random_weights_banner(WEIGHTS_KEY)
     collection = get_collection(choice, model) if choice else None

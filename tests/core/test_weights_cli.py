@@ -51,7 +51,8 @@ def test_a_truncated_own_file_is_one_line_in_a_real_process(standins, tmp_path):
     bad = truncate(standins.path("vgg19"), tmp_path / "mine.h5")
     folder = tmp_path / "paintings"
     folder.mkdir()
-    done = run_cli("image_search.py", "index", str(folder), env={"LOOKALIKE_VGG19_WEIGHTS": str(bad)})
+    done = run_cli("image_search.py", "index", str(folder), "--model", "vgg19",
+                   env={"LOOKALIKE_VGG19_WEIGHTS": str(bad)})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(bad) in errors[0] and "truncated or damaged" in errors[0]
@@ -77,7 +78,15 @@ def test_each_fault_is_one_line_in_the_command_line(fault, expected, imagenet, m
     else:
         monkeypatch.setenv("LOOKALIKE_MIRROR", f"{weights_server}/{'cut' if fault == 'cut download' else 'missing'}")
     folder = copy_paintings(slice(0, 1), name="cli-fault")
-    assert image_search.main(["index", str(folder)]) == 1
+    assert image_search.main(["index", str(folder), "--model", "vgg19"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: VGG19 weights:") and expected in err
     assert "Fix:" in err and leftovers(imagenet.keras_cache) == []
+
+
+def test_auto_style_model_falls_back_and_says_which_file_and_fix(imagenet, copy_paintings, capsys):
+    bad = truncate(imagenet.standins.path("vgg19"), imagenet.models / PUBLISHED["vgg19"].filename)
+    folder = copy_paintings(slice(0, 1), name="cli-auto")
+    assert image_search.main(["index", str(folder), "--model", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "EfficientNet-Lite0" in err and str(bad) in err and "Fix:" in err and "Traceback" not in err

@@ -15,6 +15,13 @@ from tests.standin_weights import leftovers, mirror_requests, truncate, zero_blo
 VGG19_FILE = PUBLISHED["vgg19"].filename
 
 
+@pytest.fixture(autouse=True)
+def vgg19_required(monkeypatch):
+    """Style search on VGG19 only (LOOKALIKE_STYLE_MODEL=vgg19): a weights fault is then the page's one error.
+    ``auto`` falls back to the bundled Lite0 instead (tested below)."""
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", "vgg19")
+
+
 def style_page() -> AppTest:
     app = AppTest.from_file(str(STYLE_PAGE), default_timeout=300)
     app.session_state["collection_choice"] = OTHER_FOLDER
@@ -75,6 +82,23 @@ def test_cut_download_is_not_retried_on_rerun_and_try_again_recovers(imagenet, m
     retry_button(app).click().run()
     assert not app.exception and not app.error
     assert (imagenet.keras_cache / VGG19_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_auto_falls_back_to_lite0_naming_the_file_and_the_fix_and_retries(imagenet, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", "auto")
+    target = imagenet.models / VGG19_FILE
+    bad = truncate(imagenet.standins.path("vgg19"), target)
+    app = style_page()
+    assert not app.exception and not app.error
+    notes = [i.value for i in app.info if "EfficientNet-Lite0" in i.value]
+    assert len(notes) == 1 and str(bad) in notes[0] and "Fix:" in notes[0]
+    assert any("EfficientNet-Lite0" in c.value for c in app.caption)
+    imagenet.place("vgg19", imagenet.models)  # the file is repaired
+    retry_button(app).click().run()
+    assert not app.exception and not app.error
+    assert not [i.value for i in app.info if "EfficientNet-Lite0" in i.value]
+    assert any("VGG19 Gram-matrix" in c.value for c in app.caption)
 
 
 @pytest.mark.slow
