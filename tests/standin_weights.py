@@ -27,7 +27,7 @@ import pytest
 
 from lookalike.core import weights
 from lookalike.core.weights import IMAGENET_STDDEV_RGB, PUBLISHED
-from tests.paths import PAINTINGS
+from tests.paths import SHARED_DATA
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 EFFICIENTNET_KERAS_VERSION = "2.4.0"  # tf.keras 2.3 era, when the EfficientNet files were published
@@ -154,7 +154,8 @@ def standins(tmp_path_factory) -> Standins:
     """Both published files as seeded stand-ins, written once per run (about 100 MB in a temp folder)."""
     root = tmp_path_factory.mktemp("standin-mirror")
     values = {key: write_standin(key, root / spec.relative, seed=7) for key, spec in PUBLISHED.items()}
-    (root / "images-by-style").symlink_to(PAINTINGS, target_is_directory=True)
+    for entry in SHARED_DATA.iterdir():  # the shared data next to them: one mirror for datasets and weights
+        (root / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
     return Standins(root, values)
 
 

@@ -35,6 +35,9 @@ def test_prefetch_command_fetches_checks_and_says_where(imagenet, monkeypatch, w
         assert (imagenet.keras_cache / spec.filename).read_bytes() == imagenet.standins.path(spec.key).read_bytes()
     assert utils.main(["weights", "--to", str(tmp_path / "carry")]) == 0  # a folder to copy to another machine
     assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == sorted(s.filename for s in PUBLISHED.values())
+    # The same mirror serves the sample paintings, with the same relative-path scheme.
+    assert image_search.main(["download", "images-by-style", "--to", str(tmp_path / "paintings")]) == 0
+    assert len(list((tmp_path / "paintings").glob("*.jpg"))) == 32
 
 
 def test_prefetch_command_against_a_server_that_never_answers(stalled_server, tmp_path):
