@@ -50,7 +50,7 @@ def test_backbone_equals_keras_imagenet_efficientnetb0(where, imagenet, keras_im
 def test_train_and_predict_on_imagenet_weights(imagenet, keras_imagenet, tmp_path, capsys):
     imagenet.place("efficientnetb0", imagenet.models)
     argv = ["train", "--data", str(CLOTHING), "--classes", "hat", "shoes", "--pretrained", "--epochs", "1",
-            "--input-size", str(SIZE), "--batch-size", "32", "--limit", "40", "--models-dir", str(tmp_path),
+            "--backbone", "efficientnetb0", "--input-size", str(SIZE), "--batch-size", "32", "--limit", "40", "--models-dir", str(tmp_path),
             "--name", "photos"]
     assert classifier.main(argv) == 0
     folder = tmp_path / "photos"
@@ -73,7 +73,7 @@ def test_train_and_predict_on_imagenet_weights(imagenet, keras_imagenet, tmp_pat
 def test_classifier_cli_names_a_wrong_file(imagenet, tmp_path, capsys):
     imagenet.place("efficientnetb0", imagenet.models, source=imagenet.standins.path("vgg19"))
     argv = ["train", "--data", str(CLOTHING), "--classes", "hat", "shoes", "--pretrained", "--epochs", "1",
-            "--input-size", "32", "--limit", "8", "--models-dir", str(tmp_path / "trained")]
+            "--backbone", "efficientnetb0", "--input-size", "32", "--limit", "8", "--models-dir", str(tmp_path / "trained")]
     assert classifier.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: EfficientNetB0 weights:") and "looks like the VGG19 file" in err
