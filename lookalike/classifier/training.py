@@ -84,8 +84,8 @@ def choose_start(requested: str, scratch: bool) -> Start:
         except WeightsUnavailable as error:
             if requested != AUTO:
                 raise
-            print(f"EfficientNetB0 ImageNet weights unavailable: {error.reason} {error.fix} "
-                  "Training on the bundled EfficientNet-Lite0 instead.", flush=True)
+            print(f"EfficientNetB0 ImageNet weights unavailable ({error.reason} {error.fix}); "
+                  "training on the bundled EfficientNet-Lite0 instead.", flush=True)
     digest = lite0.bundled_metadata()["weights_sha256"]
     return Start(LITE0, BUNDLED, f"efficientnet-lite0 ImageNet (bundled, sha256 {digest[:12]})")
 
