@@ -300,8 +300,8 @@ def main() -> None:
     )
     dataset = st.radio("Catalog", DOMAINS, format_func=CATALOG_TITLES.get, horizontal=True, key="catalog")
     try:
-        checkpoint = get_checkpoint(dataset)
         catalog = get_catalog(dataset)
+        checkpoint = get_checkpoint(dataset)
     except ModelMissing as error:
         st.error(f"No trained model for this catalog yet. Create it with `{train_command(dataset)}`. ({error})")
         return

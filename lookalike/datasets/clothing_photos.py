@@ -33,7 +33,7 @@ DEFAULT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "clothing-dataset-full"
 SOURCE = (
     "clothing-dataset by Alexey Grigorev (CC0 1.0): photos of clothes on everyday backgrounds in 10 classes. "
     "The 'full' release's train split is the catalog and its validation split the benchmark queries. "
-    "Read at run time from {folder}."
+    f"Read at run time from {ENV}, by default ../shared/data/clothing-dataset-full beside the project."
 )
 
 

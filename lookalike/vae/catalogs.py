@@ -203,7 +203,7 @@ def load_clothing_photos(split: str = "train") -> Catalog:
         class_names=photos.classes,
         captions=[f"{photos.classes[label]} · {path.stem[:8]}" for label, path in zip(photos.labels, photos.paths,
                                                                                      strict=True)],
-        sources=[clothing_photos.SOURCE.format(folder=photos.folder)],
+        sources=[clothing_photos.SOURCE],
         skipped=photos.skipped,
         paths=photos.paths,
     )

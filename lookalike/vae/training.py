@@ -181,6 +181,7 @@ def train_and_save(
     seconds = sum(stage["seconds"] for stage in result.stages)
     metadata = {
         "dataset": dataset,
+        "source": load_catalog(dataset).sources,
         "latent_dim": config.latent_dim,
         "beta": config.beta,
         "epochs": epochs,

@@ -24,6 +24,7 @@ from lookalike.domain import CLOTHING_PHOTOS, PHOTO_SIZE, pad_with_border_colour
 from lookalike.vae import catalogs, features
 from lookalike.vae.model import build_augmenter
 from lookalike.vae.training import STATE_WEIGHTS
+from tests.embedders import GridBackbone
 from tests.paths import ROOT, SHARED_DATA
 
 FULL = SHARED_DATA / "clothing-dataset-full"
@@ -252,22 +253,6 @@ def test_photo_augmenter_mirrors_edges_instead_of_painting_white() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class GridBackbone:
-    """A stand-in pooled backbone: the mean colour of a 4×4 grid. Counts the images it sees."""
-
-    name = "grid of mean colours"
-    model_id = "test-grid-backbone-v1"
-    input_size = 32
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    def features(self, images: np.ndarray) -> np.ndarray:
-        assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
-        self.seen += len(images)
-        return images.reshape(len(images), 4, 8, 4, 8, 3).mean(axis=(2, 4)).reshape(len(images), -1) / 255 + 0.01
-
-
 def test_a_pooled_backbone_plugs_in_as_a_cached_embedder(small_dataset: Path) -> None:
     photos = load_small(small_dataset)
     catalog = Catalog(name=CLOTHING_PHOTOS, images=photos.images, labels=photos.labels,
@@ -275,7 +260,7 @@ def test_a_pooled_backbone_plugs_in_as_a_cached_embedder(small_dataset: Path) ->
     backbone = GridBackbone()
     embedder = features.FeatureEmbedder(backbone)
     vectors = features.catalog_features(embedder, catalog)
-    assert vectors.shape == (12, 48) and backbone.seen == 12
+    assert vectors.shape == (12, GridBackbone.dims) and backbone.seen == 12
     again = features.catalog_features(features.FeatureEmbedder(backbone), catalog)
     assert backbone.seen == 12  # read back from the shared cache, keyed by file content
     np.testing.assert_array_equal(again, vectors)
@@ -312,7 +297,7 @@ def test_search_command_ranks_by_either_mode_through_the_index(
     by_vae = vae.search(str(photo), CLOTHING_PHOTOS, k=10, match=vae.VAE)
     by_features = vae.search(str(photo), CLOTHING_PHOTOS, k=10, match=vae.FEATURES)
     assert len(by_vae) == len(by_features) == 10
-    assert calls == [vae.load_checkpoint(CLOTHING_PHOTOS).config.latent_dim, 48]
+    assert calls == [vae.load_checkpoint(CLOTHING_PHOTOS).config.latent_dim, GridBackbone.dims]
     assert [score for _, score in by_vae] == sorted((score for _, score in by_vae), reverse=True)
     assert "pants" in capsys.readouterr().out
 
