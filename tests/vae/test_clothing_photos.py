@@ -281,6 +281,7 @@ def test_no_bundled_backbone_means_no_features_option(monkeypatch: pytest.Monkey
 
 
 @needs_model
+@pytest.mark.slow  # reads the catalog photos, and embeds all of them with the stand-in backbone
 def test_search_command_ranks_by_either_mode_through_the_index(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
