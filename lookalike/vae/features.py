@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lookalike.core import lite0
 from lookalike.core.cache import EmbeddingCache, array_key, embed_with_cache
 from lookalike.core.files import file_sha256
 from lookalike.core.images import load_image
@@ -36,9 +37,27 @@ class BackboneUnavailable(RuntimeError):
     """A bundled backbone cannot be loaded here (files missing or damaged). The message says why."""
 
 
+class Lite0Backbone:
+    """The bundled ImageNet EfficientNet-Lite0 (``lookalike.core.lite0``), frozen, ending at its 1,280-d
+    global-average-pooled features, at its native 224×224."""
+
+    name = "EfficientNet-Lite0 (ImageNet)"
+    input_size = 224
+
+    def __init__(self) -> None:
+        try:
+            self.model, digest = lite0.bundled_backbone((self.input_size, self.input_size, 3))
+        except lite0.BundledModelBroken as error:
+            raise BackboneUnavailable(str(error)) from error
+        self.model_id = f"efficientnet-lite0-imagenet-{digest[:16]}"
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+
+
 # Factories of the backbones this installation bundles, in order of preference. Each returns a loaded
 # ``PooledBackbone`` or raises ``BackboneUnavailable``; ``bundled_backbone`` takes the first that loads.
-BACKBONES: list[Callable[[], PooledBackbone]] = []
+BACKBONES: list[Callable[[], PooledBackbone]] = [Lite0Backbone]
 
 
 def bundled_backbone() -> PooledBackbone | None:

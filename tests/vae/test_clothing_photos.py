@@ -329,3 +329,36 @@ def test_recorded_comparison_feeds_the_mode_labels(tmp_path: Path, monkeypatch: 
     Named.model_id = "pooled-other-weights"
     assert matching.features_mode(reloaded, Named()).p_at_10 is None  # measured for other weights: no figure
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped model and the bundled backbone
+# ---------------------------------------------------------------------------------------------
+
+
+@needs_model
+@needs_full
+@pytest.mark.slow  # reads all 3,409 photos
+def test_the_shipped_vae_beats_pca_and_three_times_chance() -> None:
+    from lookalike.vae import evaluation
+
+    checkpoint = vae.load_checkpoint(CLOTHING_PHOTOS)
+    score = vae.retrieval_score(checkpoint.model, CLOTHING_PHOTOS)["p@10_by_class"]
+    raw, pca = evaluation.pixel_rows(checkpoint.config.latent_dim)
+    assert score >= 0.3  # chance is 0.1 by class
+    assert score > pca.balanced > raw.balanced
+    assert score == pytest.approx(checkpoint.metadata["retrieval_precision"], abs=1e-3)
+
+
+@needs_model
+def test_the_recorded_features_figure_belongs_to_the_bundled_backbone() -> None:
+    from lookalike.vae import matching
+
+    backbone = features.bundled_backbone()
+    assert isinstance(backbone, features.Lite0Backbone)
+    checkpoint = vae.load_checkpoint(CLOTHING_PHOTOS)
+    mode = matching.features_mode(checkpoint, features.FeatureEmbedder(backbone))
+    assert mode.p_at_10 is not None and mode.p_at_10 > 0.5  # most of the top 10 share the query's class
+    assert mode.label.startswith("Pretrained features: EfficientNet-Lite0") and "P@10" in mode.label
+    vectors = backbone.features(np.zeros((2, 224, 224, 3), np.uint8))
+    assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
