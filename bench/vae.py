@@ -11,7 +11,8 @@ Prints, in one run:
   pixels, PCA at the VAE's latent size and the bundled backbone's pooled features (where bundled);
 - warm query latency (p50/p95, upload bytes to ranked list) on the 60,000-item catalog;
 - the first Visual Search query on each catalog, cold: a new process opens the page and searches once, with the
-  disk caches empty (the very first query) and with them filled (a server restart);
+  disk caches empty (the very first query), then again in another new process with the caches that run filled
+  (a server restart);
 - training time per epoch, measured here on a slice of the training set and scaled.
 """
 
@@ -196,10 +197,11 @@ def first_query_times() -> None:
     if vae.bundled_backbone() is not None:
         cases.append((CLOTHING_PHOTOS, vae.FEATURES))
     print("\nFirst Visual Search query, new process (page opened on the catalog, then one search):")
-    with tempfile.TemporaryDirectory(prefix="lookalike-bench-cache-") as empty:
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-cache-") as caches:
         for dataset, match in cases:
-            for label, cache in (("empty caches", tempfile.mkdtemp(dir=empty)), ("filled caches", None)):
-                env = {**os.environ, **({"LOOKALIKE_CACHE": cache} if cache else {})}
+            cache = tempfile.mkdtemp(dir=caches)  # empty for the first run, filled by it for the second
+            for label in ("empty caches", "filled caches"):
+                env = {**os.environ, "LOOKALIKE_CACHE": cache}
                 completed = subprocess.run(
                     [sys.executable, __file__, "--first-query", dataset, match], env=env, capture_output=True,
                     text=True, check=False,

@@ -10,7 +10,7 @@ from the original file, so nothing is lost to the catalog's 96 px.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,20 +39,27 @@ class BackboneUnavailable(RuntimeError):
 
 class Lite0Backbone:
     """The bundled ImageNet EfficientNet-Lite0 (``lookalike.core.lite0``), frozen, ending at its 1,280-d
-    global-average-pooled features, at its native 224×224."""
+    global-average-pooled features, at its native 224×224.
+
+    Creating it only checks the bundled weights against their recorded hash (a tenth of a second), so a page
+    can offer the option at once; the network is built on the first ``features`` call.
+    """
 
     name = "EfficientNet-Lite0 (ImageNet)"
     input_size = 224
 
     def __init__(self) -> None:
         try:
-            self.model, digest = lite0.bundled_backbone((self.input_size, self.input_size, 3))
+            _, digest = lite0.bundled_arrays()
         except lite0.BundledModelBroken as error:
             raise BackboneUnavailable(str(error)) from error
         self.model_id = f"efficientnet-lite0-imagenet-{digest[:16]}"
+        self._model: Any = None
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+        if self._model is None:
+            self._model, _ = lite0.bundled_backbone((self.input_size, self.input_size, 3))
+        return np.asarray(self._model.predict_on_batch(np.asarray(images, dtype=np.float32)), dtype=np.float32)
 
 
 # Factories of the backbones this installation bundles, in order of preference. Each returns a loaded
