@@ -21,7 +21,7 @@ from lookalike.vae import features
 from lookalike.vae.catalogs import FURNITURE_DIR, load_clothing_photos, load_furniture
 from lookalike.vae.checkpoints import WEIGHTS_FILE, model_dir
 from tests.embedders import GridBackbone
-from tests.paths import SHARED_DATA, VISUAL_PAGE
+from tests.paths import CLOTHING_FULL, VISUAL_PAGE
 
 needs_furniture = pytest.mark.skipif(not (FURNITURE_DIR / "Reallusion.sh3f").is_file(),
                                      reason="sweethome3d-furniture is not installed")
@@ -101,7 +101,7 @@ def test_page_names_the_training_command_when_a_model_is_missing(
 # The clothing-photos catalog and "Match by"
 # ---------------------------------------------------------------------------------------------
 
-PHOTOS = SHARED_DATA / "clothing-dataset-full"
+PHOTOS = CLOTHING_FULL
 needs_photos = pytest.mark.skipif(
     not (PHOTOS / "train").is_dir() or not (model_dir(CLOTHING_PHOTOS) / WEIGHTS_FILE).is_file(),
     reason="clothing-dataset-full or the clothing-photos model is missing",

@@ -25,9 +25,9 @@ from lookalike.vae import catalogs, features
 from lookalike.vae.model import build_augmenter
 from lookalike.vae.training import STATE_WEIGHTS
 from tests.embedders import GridBackbone
-from tests.paths import ROOT, SHARED_DATA
+from tests.paths import CLOTHING_FULL, PAINTINGS, ROOT
 
-FULL = SHARED_DATA / "clothing-dataset-full"
+FULL = CLOTHING_FULL
 needs_full = pytest.mark.skipif(not (FULL / "train").is_dir(), reason="clothing-dataset-full is not in ../shared/data")
 needs_model = pytest.mark.skipif(not (vae.model_dir(CLOTHING_PHOTOS) / vae.WEIGHTS_FILE).is_file(),
                                  reason="no clothing-photos model")
@@ -139,7 +139,7 @@ def test_the_folder_comes_from_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_cli_reports_a_missing_dataset_without_a_traceback(tmp_path: Path) -> None:
-    query = next(iter(sorted((SHARED_DATA / "images-by-style").glob("*.jpg"))), None)
+    query = next(iter(sorted(PAINTINGS.glob("*.jpg"))), None)
     if query is None:
         pytest.skip("no sample image")
     env = {**os.environ, clothing_photos.ENV: str(tmp_path / "nowhere")}
