@@ -113,7 +113,8 @@ def compare_on_photos(record: bool = False) -> str:
         embedder = FeatureEmbedder(backbone)
         rows[FEATURES] = features_row(embedder, progress_printer(f"{backbone.name} features"))
     if record:
-        record_comparison(checkpoint, rows, {FEATURES: embedder.model_id} if backbone is not None else {})
+        record_comparison(checkpoint, rows, {FEATURES: embedder.model_id} if backbone is not None else {},
+                          load_catalog(CLOTHING_PHOTOS).class_names)
     return markdown_table(list(rows.values()))
 
 

@@ -85,7 +85,8 @@ def features_row(embedder: FeatureEmbedder, progress: Progress | None = None) ->
 RECORD_COMMAND = "python vae.py evaluate --data clothing-photos --baselines --record"
 
 
-def record_comparison(checkpoint: Checkpoint, rows: dict[str, Row], model_ids: dict[str, str]) -> None:
+def record_comparison(checkpoint: Checkpoint, rows: dict[str, Row], model_ids: dict[str, str],
+                      class_names: Sequence[str]) -> None:
     """Write the rows into the model's metadata.json (``comparison``), where the page reads each mode's P@10.
 
     Only the metadata changes: the weights, and with them the model id and every cache key, stay the same.
@@ -95,7 +96,7 @@ def record_comparison(checkpoint: Checkpoint, rows: dict[str, Row], model_ids: d
     metadata["comparison"] = {
         key: {"name": row.name, **row.as_json(), **({"model_id": model_ids[key]} if key in model_ids else {}),
               "per_class": {name: round(float(value), 4) for name, value
-                            in zip(load_catalog(CLOTHING_PHOTOS).class_names, row.per_class, strict=True)}}
+                            in zip(class_names, row.per_class, strict=True)}}
         for key, row in rows.items()
     }
     metadata["comparison_command"] = RECORD_COMMAND

@@ -313,7 +313,8 @@ def test_recorded_comparison_feeds_the_mode_labels(tmp_path: Path, monkeypatch: 
     per_class = np.linspace(0.2, 0.6, 10)
     rows = {key: evaluation.Row(key, 8, per_class, float(per_class.mean()), 0.5) for key in (matching.VAE,
                                                                                               matching.FEATURES)}
-    evaluation.record_comparison(checkpoint, rows, {matching.FEATURES: "pooled-x"})
+    classes = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
+    evaluation.record_comparison(checkpoint, rows, {matching.FEATURES: "pooled-x"}, classes)
     saved = json.loads((folder / vae.METADATA_FILE).read_text())
     assert saved["comparison"]["features"]["model_id"] == "pooled-x"
     assert saved["comparison"]["vae"]["per_class"]["dress"] == pytest.approx(0.2)
