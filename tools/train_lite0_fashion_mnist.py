@@ -123,7 +123,7 @@ def main() -> None:
         optimiser, lambda s: min(1.0, (s + 1) / (0.05 * total)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     best, first_epoch = (-1.0, None, -1), 0
     if args.checkpoint and args.checkpoint.is_file():
-        state = torch.load(args.checkpoint, map_location=DEVICE, weights_only=False)
+        state = torch.load(args.checkpoint, map_location=DEVICE, weights_only=True)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
