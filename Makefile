@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := chromium dataset-fashion-mnist sweethome3d-furniture
 PORT ?= 8501
 
-.PHONY: run test test-fast lint bench clean lite0
+.PHONY: run test test-fast lint bench weights clean lite0
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-scale.txt
 	else echo "apt-get not found: install $(APT_PACKAGES) with your package manager"; fi
 	touch $@
 
+# Fetch and check every ImageNet weights file the app uses (for offline machines: see the README).
+weights: $(VENV)/.runtime
+	$(BIN)/python utils.py weights
+
 run: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
@@ -36,11 +40,12 @@ test: $(VENV)/.dev .apt-stamp
 	$(BIN)/lint-imports
 	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest
 
-# The unit tier: no browser, no training, no whole-corpus page runs (markers e2e and slow); under 2 minutes.
+# The unit tier: no browser, no training, no whole-corpus page runs, no Milvus or Ray servers
+# (markers e2e, slow and servers); under 2 minutes.
 test-fast: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest -m "not e2e and not slow"
+	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest -m "not e2e and not slow and not servers"
 
 # ruff, and the architecture's import rules (contracts in pyproject.toml).
 lint: $(VENV)/.dev

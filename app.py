@@ -12,11 +12,11 @@ from pathlib import Path
 import streamlit as st
 
 from lookalike.classifier.storage import list_models
-from lookalike.core import settings
+from lookalike.core import settings, weights
 from lookalike.core.images import list_images
+from lookalike.core.weights import PUBLISHED
 from lookalike.search.folders import FileHashes
 from lookalike.search.samples import DEFAULT_COLLECTION
-from lookalike.style.vgg19 import VGG19_WEIGHTS_FILE
 from lookalike.ui.diagnostics import render_diagnostics
 
 PAGES_DIR = Path(__file__).parent / "pages"
@@ -32,22 +32,19 @@ class Readiness:
     fix: str = ""
 
 
-def weights_status() -> Readiness:
-    current = settings.get_settings()
-    if current.weights == "random":
-        return Readiness("Pretrained weights", False, "random weights (LOOKALIKE_WEIGHTS=random)",
-                         "unset LOOKALIKE_WEIGHTS to use ImageNet weights")
-    if current.weights != "imagenet":
-        found = Path(current.weights).is_file()
-        return Readiness("Pretrained weights", found, f"weights file {current.weights}",
-                         "" if found else "point LOOKALIKE_WEIGHTS at an existing file")
-    name = VGG19_WEIGHTS_FILE
-    places = [settings.MODELS_DIR / name, Path.home() / ".keras" / "models" / name]
-    found = next((p for p in places if p.is_file()), None)
-    if found:
-        return Readiness("VGG19 ImageNet weights", True, f"found in {found.parent}")
-    return Readiness("VGG19 ImageNet weights", False, "not downloaded yet: fetched on first use",
-                     f"no internet? put `{name}` in `models/`")
+def weights_status() -> list[Readiness]:
+    """One line per ImageNet weights file: where it is, or why it can't be used (nothing is downloaded here)."""
+    rows = []
+    for spec, use in ((PUBLISHED["vgg19"], "style search"), (PUBLISHED["efficientnetb0"], "photo classifiers")):
+        ready, detail = weights.status(spec.key)
+        if weights.uses_random(spec.key):
+            fix = "unset LOOKALIKE_WEIGHTS to use ImageNet weights"
+        elif not ready and "not downloaded yet" in detail:
+            fix = "no internet? run `python utils.py weights` where there is, and copy the files into `models/`"
+        else:
+            fix = ""
+        rows.append(Readiness(f"{spec.model} ImageNet weights ({use})", ready, detail, fix))
+    return rows
 
 
 def trained_models_status() -> list[Readiness]:
@@ -111,7 +108,7 @@ def home() -> None:
             st.write(line1)
             st.write(line2)
     st.subheader("What is ready")
-    rows = [weights_status(), collection_status(), *trained_models_status()]
+    rows = [*weights_status(), collection_status(), *trained_models_status()]
     for row in rows:
         icon = ":material/check_circle:" if row.ready else ":material/warning:"
         fix = f" — fix: `{row.fix}`" if row.fix else ""

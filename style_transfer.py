@@ -39,9 +39,8 @@ from lookalike.style.vectors import (
 from lookalike.style.vgg19 import (
     CONTENT_LAYER,
     STYLE_LAYERS,
-    VGG19_WEIGHTS_FILE,
-    VGG19_WEIGHTS_URL,
     VGG_MEAN_BGR,
+    WEIGHTS_KEY,
     default_precision,
     gram_matrix,
     preprocess,
@@ -52,8 +51,8 @@ from lookalike.style.vgg19 import (
 
 __all__ = [
     "COMPACT_DIMS", "CONTENT_LAYER", "DEFAULT_STRENGTH", "DEFAULT_TRANSFER_SIZE", "DEFAULT_TRANSFER_STEPS",
-    "LAYER_WEIGHTS", "MAX_TRANSFER_SIZE", "PROJECTION_SEED", "STYLE_LAYERS", "VGG19_WEIGHTS_FILE",
-    "VGG19_WEIGHTS_URL", "VGG_MEAN_BGR", "StyleConfig", "StyleModel", "as_rgb_image", "default_precision",
+    "LAYER_WEIGHTS", "MAX_TRANSFER_SIZE", "PROJECTION_SEED", "STYLE_LAYERS", "VGG_MEAN_BGR",
+    "WEIGHTS_KEY", "StyleConfig", "StyleModel", "as_rgb_image", "default_precision",
     "full_style_vector", "gram_matrix", "main", "png_bytes", "preprocess", "projection_matrix", "save_png",
     "selected_layers_model", "strength_factor", "stylize", "transfer_model", "upper_triangle", "vgg19_backbone",
 ]

@@ -233,7 +233,7 @@ started = time.perf_counter()
 collection = image_search.index_folder({folder!r}, model, batch_size=16)
 print(json.dumps({{"images": len(collection), "seconds": time.perf_counter() - started,
     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "model_mb": baseline,
-    "weights": utils.weights_label()}}))
+    "weights": utils.weights_label("vgg19")}}))
 """
 
 

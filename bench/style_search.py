@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
-    print(f"weights: {utils.weights_label()}   cores: {os.cpu_count()}")
+    print(f"weights: {utils.weights_label('vgg19')}   cores: {os.cpu_count()}")
 
     gflops = matmul_gflops()
     limit = gflops / VGG19_GFLOP_PER_IMAGE

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--save", type=Path, help="folder for the two output images")
     args = parser.parse_args(argv)
 
-    print(f"weights={utils.weights_label()} cores={os.cpu_count()} load average at start={os.getloadavg()}")
+    print(f"weights={utils.weights_label('vgg19')} cores={os.cpu_count()} load average at start={os.getloadavg()}")
     content = utils.load_image(args.content).astype(np.float32)
     style = utils.load_image(args.style).astype(np.float32)
     model, build_s, _ = timed(style_transfer.transfer_model)

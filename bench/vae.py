@@ -7,7 +7,12 @@ Prints, in one run:
   (a) the shipped VAE, (b) the original design (2-d latent), (c) raw-pixel cosine kNN and
   (d) PCA at the VAE's latent size;
 - furniture leave-one-out P@5 by category (VAE, raw pixels, PCA);
+- clothing photos: P@10 by class, 341 validation photos against the 3,068 train photos, for the VAE, raw
+  pixels, PCA at the VAE's latent size and the bundled backbone's pooled features (where bundled);
 - warm query latency (p50/p95, upload bytes to ranked list) on the 60,000-item catalog;
+- the first Visual Search query on each catalog, cold: a new process opens the page and searches once, with the
+  disk caches empty (the very first query), then again in another new process with the caches that run filled
+  (a server restart);
 - training time per epoch, measured here on a slice of the training set and scaled.
 """
 
@@ -15,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import image_search
 import vae
-from lookalike.domain import to_catalog_domain
+from lookalike.core.settings import PROJECT_ROOT as ROOT
+from lookalike.domain import CLOTHING_PHOTOS, to_catalog_domain
 from lookalike.vae import catalogs
 from utils import MODELS_DIR, load_image
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 ORIGINAL_DIR = MODELS_DIR / "vae-fashion-mnist-2d"
 # The original design: keras-io's MNIST VAE (2-d latent, 16-unit dense layer, β = 1), five epochs.
@@ -152,6 +163,58 @@ def latency(repeats: int = 100) -> None:
         print(f"    {name:<20} p50 {mid:6.1f} ms   best {low:6.1f} ms")
 
 
+def photo_quality() -> None:
+    print("\nClothing photos: P@10 by class, 341 validation photos vs 3,068 train photos (cosine; chance 0.100)")
+    print(vae.compare_on_photos())
+
+
+FIRST_QUERY_PHOTO = SHARED_DATA / "clothing-dataset-small" / "test" / "pants"
+
+
+def first_query(dataset: str, match: str) -> dict[str, float]:
+    """In this (new) process: open the Visual Search page on ``dataset``, then search once; seconds for each."""
+    from streamlit.testing.v1 import AppTest
+
+    photo = sorted(FIRST_QUERY_PHOTO.glob("*.jpg"))[0]
+    at = AppTest.from_file(str(ROOT / "pages" / "visual_search.py"), default_timeout=1800)
+    at.session_state["catalog"] = dataset
+    at.session_state[f"match_{dataset}"] = match
+    started = time.perf_counter()
+    at.run()
+    opened = time.perf_counter()
+    at.file_uploader(key="upload").set_value((photo.name, photo.read_bytes(), "image/jpeg"))
+    at.button(key="search").click().run()
+    searched = time.perf_counter()
+    found = sum(1 for m in at.markdown if m.value.startswith("**1. "))
+    if at.exception or at.error or not found:
+        raise RuntimeError(f"the search on {dataset} failed: {[e.value for e in [*at.exception, *at.error]]}")
+    return {"open": opened - started, "search": searched - opened}
+
+
+def first_query_times() -> None:
+    """Each catalog's first query in a new process, with empty and with filled disk caches."""
+    cases = [(dataset, vae.VAE) for dataset in catalogs.DATASETS]
+    if vae.bundled_backbone() is not None:
+        cases.append((CLOTHING_PHOTOS, vae.FEATURES))
+    print("\nFirst Visual Search query, new process (page opened on the catalog, then one search):")
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-cache-") as caches:
+        for dataset, match in cases:
+            cache = tempfile.mkdtemp(dir=caches)  # empty for the first run, filled by it for the second
+            for label in ("empty caches", "filled caches"):
+                env = {**os.environ, "LOOKALIKE_CACHE": cache}
+                completed = subprocess.run(
+                    [sys.executable, __file__, "--first-query", dataset, match], env=env, capture_output=True,
+                    text=True, check=False,
+                )
+                if completed.returncode != 0:
+                    print(f"  {dataset} ({match}), {label}: failed: {completed.stderr.strip()[-300:]}")
+                    continue
+                times = json.loads(completed.stdout.strip().splitlines()[-1])
+                print(f"  {dataset:<16} by {match:<8} {label:<14} open {times['open']:6.1f} s   "
+                      f"first search {times['search']:5.1f} s   total {times['open'] + times['search']:6.1f} s")
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
 def epoch_timing(sample: int = 12_000) -> None:
     """Time one epoch on ``sample`` training images (after a warm-up) and scale to 60,000."""
     images = vae.training_images("fashion-mnist")[:sample]
@@ -163,17 +226,25 @@ def epoch_timing(sample: int = 12_000) -> None:
     stored = {dataset: vae.load_checkpoint(dataset).metadata.get("seconds_per_epoch") for dataset in catalogs.DATASETS}
     print(f"\nTraining time per epoch (Fashion-MNIST, 60,000 images, batch 128): {seconds:.1f} s measured now")
     print(f"  recorded while training the shipped models: {stored} s/epoch "
-          "(furniture: 820 augmented icons per epoch)")
+          "(furniture: 820 augmented icons per epoch; clothing photos: 3,068 augmented 96×96 photos)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-epoch-timing", action="store_true")
+    parser.add_argument("--skip-first-query", action="store_true", help="skip the cold first-query timings")
+    parser.add_argument("--first-query", nargs=2, metavar=("DATASET", "MATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_query:  # one cold measurement, in the new process first_query_times started
+        print(json.dumps(first_query(*args.first_query)))
+        return 0
     try:
         fashion_quality()
         furniture_quality()
+        photo_quality()
         latency()
+        if not args.skip_first_query:
+            first_query_times()
         if not args.skip_epoch_timing:
             epoch_timing()
     except (vae.ModelMissing, catalogs.CatalogError) as error:

@@ -22,11 +22,12 @@ from lookalike.search.explain import ExplainedResults, explained_search
 from lookalike.search.folders import Collection, index_folder
 from lookalike.search.query import Query, Reference, Trail
 from lookalike.search.ranking import SearchResult
-from lookalike.style.backbones import DISPLAY_NAMES, VGG19
+from lookalike.style.backbones import DISPLAY_NAMES, LITE0, VGG19
 from lookalike.style.choice import UnknownStyleModel, requested_style_model
 from lookalike.style.choice import load_style_model as choose_and_load_style_model
 from lookalike.style.segments import style_segments
 from lookalike.style.vectors import StyleModel
+from lookalike.style.vgg19 import WEIGHTS_KEY
 from lookalike.ui import common as ui
 from lookalike.ui.maps import clicked_point, map_figure
 from lookalike.ui.style_explain import (
@@ -47,9 +48,10 @@ MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hove
 # ---------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading the style model…")
-def load_style_model(choice: str) -> StyleModel:
-    """The style model for LOOKALIKE_STYLE_MODEL (auto, vgg19 or lite0), loaded once per process."""
+@st.cache_resource(show_spinner="Loading the style model…", max_entries=4)
+def load_style_model(choice: str, vgg19_weights: str) -> StyleModel:
+    """The style model for LOOKALIKE_STYLE_MODEL (auto, vgg19 or lite0), loaded once per process and VGG19
+    weights file: ``vgg19_weights`` is that file's label (with its SHA-256), so a replaced file is picked up."""
     model = choose_and_load_style_model(choice)
     ui.freeze_loaded_objects()
     return model
@@ -344,10 +346,27 @@ def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) 
     render_style_transfer_section(choices, Path(preset) if preset else None)
 
 
-def model_line(model: StyleModel) -> None:
+def vgg19_weights_label(choice: str) -> str:
+    """The VGG19 weights part of the model's cache key (found or fetched here, with a progress bar).
+
+    Raises ``WeightsUnavailable`` only when VGG19 is required; ``auto`` then falls back to Lite0.
+    """
+    if choice == LITE0:
+        return "not used"
+    try:
+        return ui.weights_label(WEIGHTS_KEY)
+    except WeightsUnavailable:
+        if choice == VGG19:
+            raise
+        return "unavailable"
+
+
+def model_line(model: StyleModel, choice: str) -> None:
     """One line naming the network in use, and why when it was chosen for the user."""
     if model.note:
         st.info(model.note, icon=":material/model_training:")
+        if choice != LITE0 and model.backbone_name == LITE0:  # auto fell back: VGG19 may be fixed meanwhile
+            ui.retry_weights_button(WEIGHTS_KEY)
     st.caption(f"Paintings ranked by the similarity of their {DISPLAY_NAMES[model.backbone_name]} "
                "Gram-matrix style vectors.")
 
@@ -356,16 +375,17 @@ def main() -> None:
     st.title(":material/palette: Style Search")
     choice = choose_collection()
     try:
-        model = load_style_model(requested_style_model(get_settings().style_model))
+        style_choice = requested_style_model(get_settings().style_model)
+        model = load_style_model(style_choice, vgg19_weights_label(style_choice))
     except WeightsUnavailable as error:
-        ui.weights_error(error)
+        ui.weights_error(error, WEIGHTS_KEY)
         return
     except (BundledModelBroken, UnknownStyleModel) as error:
         st.error(str(error), icon=":material/key_off:")
         return
-    model_line(model)
+    model_line(model, style_choice)
     if model.backbone_name == VGG19:
-        ui.random_weights_banner()
+        ui.random_weights_banner(WEIGHTS_KEY)
     collection = get_collection(choice, model) if choice else None
     search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
     captions = choice.captions if choice else {}

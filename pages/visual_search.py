@@ -17,18 +17,29 @@ from lookalike.core.backends import positional_index
 from lookalike.core.images import make_thumbnail
 from lookalike.core.maps import cached_map, place_on_map, stratified_sample
 from lookalike.datasets.catalog import Catalog, CatalogError
-from lookalike.domain import DOMAINS, Preprocessed, to_catalog_domain
+from lookalike.domain import CLOTHING_PHOTOS, DOMAINS, Preprocessed, to_catalog_domain
 from lookalike.ui import common as ui
 from lookalike.ui.maps import map_figure
 from lookalike.vae.catalogs import load_catalog
 from lookalike.vae.checkpoints import Checkpoint, ModelMissing, load_checkpoint, train_command
-from lookalike.vae.latents import catalog_latents, decode, encode, generate, interpolate
+from lookalike.vae.features import FeatureEmbedder, bundled_backbone
+from lookalike.vae.latents import decode, encode, generate, interpolate
+from lookalike.vae.matching import (
+    VAE,
+    MatchMode,
+    catalog_vectors,
+    features_mode,
+    query_vector,
+    vae_mode,
+)
 
 CATALOG_TITLES = {
     "fashion-mnist": "Fashion-MNIST clothes (60,000 items, 28×28 grey)",
     "furniture": "Sweet Home 3D furniture (about 820 items, 64×64 colour)",
+    CLOTHING_PHOTOS: "Clothing photos (3,068 real photos, 96×96 colour)",
 }
-DISPLAY_SIZE = {"fashion-mnist": 112, "furniture": 128}
+DISPLAY_SIZE = {"fashion-mnist": 112, "furniture": 128, CLOTHING_PHOTOS: 128}
+MATCHABLE = {CLOTHING_PHOTOS}  # catalogs whose "Match by" choices were measured (P@10 by class)
 MAP_LIMIT = 2000
 STATE_KEY = "vae_page"
 
@@ -48,23 +59,44 @@ def get_catalog(dataset: str) -> Catalog:
     return load_catalog(dataset)
 
 
+@st.cache_resource(show_spinner="Loading the pretrained backbone…")
+def get_embedder() -> FeatureEmbedder | None:
+    """The bundled pooled-feature backbone as an embedder, or None where none is bundled."""
+    backbone = bundled_backbone()
+    return FeatureEmbedder(backbone) if backbone is not None else None
+
+
 @st.cache_resource(show_spinner=False)
-def get_latents(dataset: str, model_id: str) -> np.ndarray:
-    """z_mean of the whole catalog: read from the disk cache, or computed once with a progress bar."""
-    bar = st.progress(0.0, text="Encoding the catalog (once; cached on disk)…")
+def get_vectors(dataset: str, mode: str, model_id: str) -> np.ndarray:
+    """The catalog's vectors for one way of matching: read from the disk cache, or computed once with a bar."""
+    what = "Encoding the catalog" if mode == VAE else "Computing the catalog's pretrained features"
+    bar = st.progress(0.0, text=f"{what} (once; cached on disk)…")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Encoding the catalog: {done:,} / {total:,}")
+        bar.progress(done / max(total, 1), text=f"{what}: {done:,} / {total:,}")
 
-    vectors = catalog_latents(get_checkpoint(dataset), get_catalog(dataset), progress=progress)
+    vectors = catalog_vectors(mode, get_checkpoint(dataset), get_catalog(dataset), get_embedder(), progress)
     bar.empty()
     return vectors
 
 
+def get_latents(dataset: str, model_id: str) -> np.ndarray:
+    return get_vectors(dataset, VAE, model_id)
+
+
 @st.cache_resource(show_spinner=False)
-def get_catalog_index(dataset: str, model_id: str):
-    """The catalog's z_mean vectors in a vector index (exact up to ~100,000 items), built once per model."""
-    return positional_index(get_latents(dataset, model_id))
+def get_catalog_index(dataset: str, mode: str, model_id: str):
+    """The catalog's vectors in a vector index (exact up to ~100,000 items), built once per way of matching."""
+    return positional_index(get_vectors(dataset, mode, model_id))
+
+
+def match_modes(dataset: str, checkpoint: Checkpoint) -> list[MatchMode]:
+    """The VAE's latent always; pretrained features where measured for this catalog and a backbone is bundled."""
+    modes = [vae_mode(checkpoint)]
+    embedder = get_embedder() if dataset in MATCHABLE else None
+    if embedder is not None:
+        modes.append(features_mode(checkpoint, embedder))
+    return modes
 
 
 @st.cache_data(show_spinner="Drawing the latent map (once; cached on disk)…")
@@ -81,19 +113,25 @@ def get_map(dataset: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_search(dataset: str, image: np.ndarray, k: int) -> dict[str, Any]:
-    """Preprocess, encode, rank and reconstruct one query: everything the results need."""
+def run_search(dataset: str, image: np.ndarray, k: int, mode: MatchMode) -> dict[str, Any]:
+    """Preprocess, encode, rank and reconstruct one query: everything the results need.
+
+    Both ways of matching rank through the same index interface; the VAE's latent is computed either way, for
+    the reconstruction and the star on the latent map.
+    """
     checkpoint = get_checkpoint(dataset)
     prepared = to_catalog_domain(image, dataset)
-    query = encode(checkpoint.model, prepared.image[None])[0]
-    indices, scores = get_catalog_index(dataset, checkpoint.model_id).search(query, k)
+    latent = encode(checkpoint.model, prepared.image[None])[0]
+    query = latent if mode.key == VAE else query_vector(mode.key, checkpoint, image, prepared.image, get_embedder())
+    indices, scores = get_catalog_index(dataset, mode.key, mode.model_id).search(query, k)
     return {
         "dataset": dataset,
         "model_id": checkpoint.model_id,
+        "match": mode,
         "original": image,
         "prepared": prepared,
-        "reconstruction": decode(checkpoint.model, query[None])[0],
-        "query": query,
+        "reconstruction": decode(checkpoint.model, latent[None])[0],
+        "query": latent,
         "indices": [int(i) for i in indices],
         "scores": [float(s) for s in scores],
     }
@@ -110,9 +148,19 @@ def state() -> dict[str, Any]:
 
 
 def enlarge(image: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour upscale so that small catalog images stay crisp on screen."""
+    """Upscale for the screen: nearest-neighbour by whole factors, so small icons stay crisp; smooth otherwise."""
     picture = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
-    return np.asarray(picture.resize((size, size), Image.Resampling.NEAREST))
+    whole = size % picture.width == 0
+    return np.asarray(picture.resize((size, size), Image.Resampling.NEAREST if whole else Image.Resampling.LANCZOS))
+
+
+def item_picture(catalog: Catalog, index: int, size: int) -> np.ndarray:
+    """A catalog item as shown in the results: its original photo where there is one, else its image."""
+    if catalog.paths is not None:
+        thumbnail = ui.file_thumbnail(catalog.paths[index], size)
+        if thumbnail is not None:
+            return thumbnail
+    return enlarge(catalog.images[index], size)
 
 
 def caption_of(catalog: Catalog, index: int) -> str:
@@ -139,13 +187,14 @@ def show_query(result: dict[str, Any]) -> None:
 def show_results(result: dict[str, Any], catalog: Catalog) -> None:
     """The ranked catalog items, best first, with scores (and credits for furniture)."""
     st.subheader("Most similar catalog items")
+    st.caption(f"Matched by {result['match'].label}.")
     size = DISPLAY_SIZE[result["dataset"]]
     per_row = 5
     ranked = list(enumerate(zip(result["indices"], result["scores"], strict=True), start=1))
     for start in range(0, len(ranked), per_row):
         for column, (rank, (index, score)) in zip(st.columns(per_row), ranked[start : start + per_row], strict=False):
             with column:
-                st.image(enlarge(catalog.images[index], size), width=size)
+                st.image(item_picture(catalog, index, size), width=size)
                 st.markdown(f"**{rank}. {caption_of(catalog, index)}**  \nsimilarity {score:.3f}")
                 if catalog.creators and catalog.licences:
                     st.caption(f"by {catalog.creators[index]} · {catalog.licences[index]}")
@@ -209,6 +258,20 @@ def interpolation_choices(catalog: Catalog, result: dict[str, Any] | None) -> li
     return list(dict.fromkeys(picked))
 
 
+def pick_match_mode(dataset: str, checkpoint: Checkpoint) -> MatchMode:
+    """The "Match by" control: shown where there is a choice; each option carries its measured P@10."""
+    modes = match_modes(dataset, checkpoint)
+    if len(modes) == 1:
+        if modes[0].p_at_10 is not None:
+            st.caption(f"Matching by {modes[0].label} (P@10 by class on 341 validation photos; chance 0.10).")
+        return modes[0]
+    chosen = st.radio("Match by", [m.key for m in modes], format_func={m.key: m.label for m in modes}.get,
+                      horizontal=True, key=f"match_{dataset}",
+                      help="P@10 by class: of the 10 best matches for each of 341 validation photos, the share of "
+                           "the photo's own class, averaged over the 10 classes (chance: 0.10).")
+    return next(m for m in modes if m.key == chosen)
+
+
 def show_about(catalog: Catalog) -> None:
     with st.expander("About the data"):
         st.markdown(f"**{len(catalog):,} items** in {len(catalog.class_names)} categories, read at run time.")
@@ -237,8 +300,8 @@ def main() -> None:
     )
     dataset = st.radio("Catalog", DOMAINS, format_func=CATALOG_TITLES.get, horizontal=True, key="catalog")
     try:
-        checkpoint = get_checkpoint(dataset)
         catalog = get_catalog(dataset)
+        checkpoint = get_checkpoint(dataset)
     except ModelMissing as error:
         st.error(f"No trained model for this catalog yet. Create it with `{train_command(dataset)}`. ({error})")
         return
@@ -248,11 +311,12 @@ def main() -> None:
 
     uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload")
     k = st.slider("Number of results", 1, 30, 10, key="k")
+    mode = pick_match_mode(dataset, checkpoint)
     if st.button("Search for Similar Images", type="primary", key="search"):
         if uploaded is None:
             st.warning("Upload a photo first.")
         elif (image := ui.read_upload(uploaded)) is not None:
-            state()[dataset] = {**state().get(dataset, {}), "result": run_search(dataset, image, k)}
+            state()[dataset] = {**state().get(dataset, {}), "result": run_search(dataset, image, k, mode)}
         else:  # a broken upload: don't leave the previous results looking like its results
             state().get(dataset, {}).pop("result", None)
 
@@ -260,6 +324,9 @@ def main() -> None:
     if result is not None and result["model_id"] != checkpoint.model_id:
         result = None  # the model was retrained: the old result no longer applies
     if result is not None:
+        if result["match"].key != mode.key:
+            st.info(f"These results were matched by {result['match'].title}. Search again to match by "
+                    f"{mode.title}.")
         show_query(result)
         show_results(result, catalog)
     if st.toggle("Show the latent map (t-SNE, drawn once per model and cached)", key=f"map_{dataset}"):

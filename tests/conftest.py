@@ -19,6 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.paths import CLOTHING, PAINTINGS, SHARED_DATA
+from tests.standin_weights import (  # noqa: F401 - fixtures: stand-in ImageNet weight files and servers
+    imagenet,
+    keras_imagenet,
+    other_vgg19,
+    stalled_server,
+    standins,
+    weights_server,
+)
 
 # Set before any project module reads the settings.
 os.environ["LOOKALIKE_WEIGHTS"] = "random"
@@ -102,3 +110,21 @@ def mirror_server():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def milvus_server():
+    """A real Milvus standalone server (PyPI ``milvus``), a separate process on a free loopback port with its
+    own folder; always stopped by its process id. Tests that kill it restart it on the same port."""
+    pytest.importorskip("milvus", reason="the milvus package (requirements-scale.txt) runs the server")
+    from tests.servers import start_milvus
+
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-milvus-"))
+    server = None
+    try:
+        server = start_milvus(folder / "server", folder / "binaries")
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

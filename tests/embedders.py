@@ -28,3 +28,21 @@ class GridEmbedder:
             raise self.error(f"interrupted after {self.embedded} images")
         self.embedded += len(images)
         return np.stack([image.reshape(-1) / 255.0 + 0.01 for image in images]).astype(np.float32)
+
+
+class GridBackbone:
+    """A stand-in pooled backbone (``lookalike.vae.features.PooledBackbone``): the mean colour of a 4×4 grid of
+    a 32×32 input, 48 numbers. Counts the images it sees."""
+
+    name = "grid of mean colours"
+    model_id = "test-grid-backbone-v1"
+    input_size = 32
+    dims = 48
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
+        self.seen += len(images)
+        return images.reshape(len(images), 4, 8, 4, 8, 3).mean(axis=(2, 4)).reshape(len(images), -1) / 255 + 0.01

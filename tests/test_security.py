@@ -134,7 +134,7 @@ FORBIDDEN = {
     r"\bpickle\.loads?\(": "pickle.load",
     r"\bcloudpickle\b|\bdill\b|\bshelve\b|\bmarshal\.loads?\(": "pickle-like loaders",
     r"\bjoblib\.load\(": "joblib.load (pickle)",
-    r"\btorch\.load\(": "torch.load (pickle)",
+    r"\btorch\.load\((?![^)]*weights_only=True)": "torch.load without weights_only=True (pickle)",
     r"safe_mode\s*=\s*False": "keras unsafe deserialisation",
     r"enable_unsafe_deserialization": "keras unsafe deserialisation",
     r"\byaml\.load\(": "yaml.load (use safe_load)",

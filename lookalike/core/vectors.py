@@ -65,6 +65,32 @@ def retrieval_metrics(
     return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps))}
 
 
+def hits_at_k(
+    catalog_vectors: np.ndarray,
+    catalog_labels: np.ndarray,
+    query_vectors: np.ndarray,
+    query_labels: np.ndarray,
+    k: int,
+    leave_one_out: bool = False,
+    chunk: int = 256,
+) -> np.ndarray:
+    """Per query, the fraction of its k cosine-nearest catalog items that share its label.
+
+    With ``leave_one_out`` the queries are the catalog itself and each query's own row is skipped.
+    """
+    catalog_unit, query_unit = normalize(catalog_vectors), normalize(query_vectors)
+    catalog_labels, query_labels = np.asarray(catalog_labels), np.asarray(query_labels)
+    hits = [np.zeros(0)]
+    for start in range(0, len(query_unit), chunk):
+        scores = query_unit[start : start + chunk] @ catalog_unit.T
+        if leave_one_out:
+            rows = np.arange(scores.shape[0])
+            scores[rows, start + rows] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        hits.append((catalog_labels[top] == query_labels[start : start + chunk, None]).mean(axis=1))
+    return np.concatenate(hits)
+
+
 def precision_at_k(
     catalog_vectors: np.ndarray,
     catalog_labels: np.ndarray,
@@ -74,17 +100,18 @@ def precision_at_k(
     leave_one_out: bool = False,
     chunk: int = 256,
 ) -> float:
-    """Mean fraction of each query's k cosine-nearest catalog items that share its label.
+    """Mean fraction of each query's k cosine-nearest catalog items that share its label (see ``hits_at_k``)."""
+    return float(hits_at_k(catalog_vectors, catalog_labels, query_vectors, query_labels, k, leave_one_out,
+                           chunk).mean())
 
-    With ``leave_one_out`` the queries are the catalog itself and each query's own row is skipped.
+
+def precision_by_class(hits: np.ndarray, query_labels: np.ndarray, classes: int) -> np.ndarray:
+    """Mean of per-query ``hits`` within each class (NaN for a class without queries).
+
+    Their mean weighs every class equally. On an unbalanced catalog that is the fair figure: a plain mean over
+    queries rewards ranking the big class first, while the balanced mean's chance level is 1 / ``classes``
+    whatever the class sizes (a random top k holds each class in proportion to its catalog share, and the
+    shares average to 1 / classes).
     """
-    catalog_unit, query_unit = normalize(catalog_vectors), normalize(query_vectors)
-    hits = []
-    for start in range(0, len(query_unit), chunk):
-        scores = query_unit[start : start + chunk] @ catalog_unit.T
-        if leave_one_out:
-            rows = np.arange(scores.shape[0])
-            scores[rows, start + rows] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        hits.append((catalog_labels[top] == query_labels[start : start + chunk, None]).mean(axis=1))
-    return float(np.concatenate(hits).mean())
+    labels = np.asarray(query_labels)
+    return np.array([hits[labels == c].mean() if np.any(labels == c) else np.nan for c in range(classes)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class Catalog:
     licences: list[str] | None = None
     sources: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    paths: list[Path] | None = None  # the original files, for catalogs made of photos
 
     def __len__(self) -> int:
         return len(self.images)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.core import lite0
-from lookalike.core.weights import weights_label
+from lookalike.core import lite0, weights
+from lookalike.style.vgg19 import WEIGHTS_KEY, selected_layers_model, vgg19_backbone
 from lookalike.style.vgg19 import preprocess as vgg19_preprocess
-from lookalike.style.vgg19 import selected_layers_model, vgg19_backbone
 
 VGG19 = "vgg19"
 LITE0 = "lite0"
@@ -45,5 +44,6 @@ def load_backbone(name: str, layers: Sequence[str], precision: str, size: int, b
         return StyleBackbone(LITE0, features, lite0_preprocess, f"sha256:{digest[:16]}")
     if name != VGG19:
         raise ValueError(f"unknown style backbone {name!r}; choose {VGG19} or {LITE0}")
-    features = selected_layers_model(layers, backbone if backbone is not None else vgg19_backbone(precision))
-    return StyleBackbone(VGG19, features, vgg19_preprocess, weights_label())
+    resolved = weights.resolve(WEIGHTS_KEY)  # before the backbone, so the tag names the file it loads
+    features = selected_layers_model(layers, backbone if backbone is not None else vgg19_backbone(precision, resolved))
+    return StyleBackbone(VGG19, features, vgg19_preprocess, resolved.label)

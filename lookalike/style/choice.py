@@ -46,8 +46,8 @@ def load_style_model(requested: str | None = None, size: int | None = None) -> S
     try:
         return StyleModel.load(_config(VGG19, size), note=None)
     except WeightsUnavailable as error:
-        note = (f"VGG19's ImageNet weights are not available ({error.reason}), so style search uses the "
-                f"{DISPLAY_NAMES[LITE0]}.")
+        note = (f"VGG19's ImageNet weights are not available, so style search uses the {DISPLAY_NAMES[LITE0]}. "
+                f"{error.reason} {error.fix}")
         return StyleModel.load(_config(LITE0, size), note=note)
 
 

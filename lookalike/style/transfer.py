@@ -9,12 +9,12 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from lookalike.core import weights
 from lookalike.core.files import atomic_path
 from lookalike.core.images import ImageError, load_image
-from lookalike.core.weights import weights_label
 from lookalike.style import engine
 from lookalike.style.transfer_model import TransferModel
-from lookalike.style.vgg19 import default_precision
+from lookalike.style.vgg19 import WEIGHTS_KEY, default_precision
 
 DEFAULT_TRANSFER_SIZE = 512
 DEFAULT_TRANSFER_STEPS = 60
@@ -31,7 +31,7 @@ def transfer_model(compute_dtype: str | None = None) -> TransferModel:
     Safe to share between threads: each call passes its own targets and runs without a lock.
     """
     compute_dtype = compute_dtype or default_precision()
-    key = (weights_label(), compute_dtype)
+    key = (weights.label(WEIGHTS_KEY), compute_dtype)
     with _TRANSFER_MODELS_LOCK:
         if key not in _TRANSFER_MODELS:
             _TRANSFER_MODELS[key] = TransferModel(compute_dtype=compute_dtype)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.core import weights
 from lookalike.core.counters import count_load
-from lookalike.core.weights import resolve_pretrained_weights
+from lookalike.core.pretrained import keras_application
 
 STYLE_LAYERS: tuple[str, ...] = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 CONTENT_LAYER = "block5_conv2"
-VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-VGG19_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{VGG19_WEIGHTS_FILE}"
+WEIGHTS_KEY = "vgg19"  # its published file, in lookalike.core.weights
 # ImageNet channel means (BGR) that VGG19 was trained with.
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 RANDOM_INIT_SEED = 1234  # random weights are seeded so that their caches stay valid between runs
@@ -45,22 +45,22 @@ def default_precision() -> str:
     return "bfloat16" if cpu_has_bf16() else "float32"
 
 
-def vgg19_backbone(precision: str = "float32"):
-    """VGG19 without its classifier, with weights chosen by ``LOOKALIKE_WEIGHTS``.
+def vgg19_backbone(precision: str = "float32", resolved: weights.Resolved | None = None):
+    """VGG19 without its classifier, with the weights the settings choose (``resolved``, if given).
 
     ``precision="bfloat16"`` computes in bf16 (weights stay float32). Raises ``WeightsUnavailable``
-    with a user-facing message when ImageNet weights are missing.
+    with one user-facing message when the weights are missing, damaged or the wrong file.
     """
     import keras
 
-    weights = resolve_pretrained_weights("VGG19", VGG19_WEIGHTS_FILE, VGG19_WEIGHTS_URL)
+    resolved = resolved or weights.resolve(WEIGHTS_KEY)
     with _POLICY_LOCK:
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
         try:
-            if weights is None:
+            if resolved.path is None:
                 keras.utils.set_random_seed(RANDOM_INIT_SEED)
-            backbone = keras.applications.VGG19(include_top=False, weights=weights)
+            backbone = keras_application(WEIGHTS_KEY, resolved, include_top=False)
         finally:
             keras.mixed_precision.set_global_policy(previous)
     count_load("vgg19")

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from lookalike.core import settings
+from lookalike.core import weights
 from lookalike.core.images import DEFAULT_MAX_SIDE, IMAGE_SUFFIXES, ImageError, load_image, make_thumbnail
 from lookalike.core.weights import WeightsUnavailable
 
@@ -29,9 +29,10 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def random_weights_banner() -> None:
-    """A visible warning whenever the models run on random weights."""
-    if settings.get_settings().random_weights:
+def random_weights_banner(key: str | None = None) -> None:
+    """A visible warning that a model runs on random weights: always, or when ``key``'s model (e.g. ``vgg19``)
+    has no weights file under the current settings."""
+    if key is None or weights.uses_random(key):
         st.warning(
             "Running on **random weights** (LOOKALIKE_WEIGHTS=random): models that need pretrained ImageNet "
             "weights give placeholder results, which show that the pipeline works, not real similarity.",
@@ -39,15 +40,39 @@ def random_weights_banner() -> None:
         )
 
 
-def weights_error(error: WeightsUnavailable) -> None:
-    """One clear message for missing pretrained weights, with where to put the file."""
-    st.error(
-        f"**{error.model} weights are not available.** {error.reason}.\n\n"
-        f"Download `{error.filename}` and put it in `{settings.MODELS_DIR}/` (or `~/.keras/models/`), "
-        "or set `LOOKALIKE_WEIGHTS` to a weights file, then reload this page. "
-        "To explore the app without them, start it with `LOOKALIKE_WEIGHTS=random`.",
-        icon=":material/key_off:",
-    )
+def weights_label(key: str) -> str:
+    """``weights.label(key)``, with a progress bar while the file downloads (the first run only)."""
+    spec = weights.PUBLISHED[key]
+    bar: dict[str, object] = {}
+
+    def progress(done: int, total: int | None) -> None:
+        if "bar" not in bar:
+            bar["bar"] = st.progress(0.0)
+        size = f" of {total / 2**20:.0f} MB" if total else ""
+        bar["bar"].progress(min(done / total, 1.0) if total else 0.0,
+                            text=f"Downloading the {spec.model} ImageNet weights: {done / 2**20:.0f}{size}")
+
+    try:
+        return weights.resolve(key, progress=progress).label
+    finally:
+        if "bar" in bar:
+            bar["bar"].empty()
+
+
+def weights_error(error: WeightsUnavailable, key: str) -> None:
+    """One message naming the missing, damaged or wrong weights file and the fix, and a "Try again".
+
+    A failed attempt is remembered for the process (reruns don't download again); the button forgets it.
+    """
+    st.error(f"**{error.model} weights are not available.** {error.reason}\n\n{error.fix}", icon=":material/key_off:")
+    retry_weights_button(key)
+
+
+def retry_weights_button(key: str) -> None:
+    """"Try again": forget the remembered failure and rerun, after the file was fixed or the network is back."""
+    if st.button("Try again", key=f"weights_retry_{key}", icon=":material/refresh:"):
+        weights.forget_failures()
+        st.rerun()
 
 
 def upload_error(error: ImageError, name: str = "") -> None:

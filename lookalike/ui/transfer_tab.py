@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from lookalike.core import weights
 from lookalike.core.images import ImageError, make_thumbnail, png_bytes
-from lookalike.core.settings import get_settings
-from lookalike.core.weights import WeightsUnavailable, weights_label
+from lookalike.core.weights import WeightsUnavailable
 from lookalike.style.transfer import (
     DEFAULT_STRENGTH,
     DEFAULT_TRANSFER_SIZE,
@@ -30,7 +30,8 @@ from lookalike.style.transfer import (
     transfer_model,
 )
 from lookalike.style.transfer_model import TransferModel
-from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, read_upload
+from lookalike.style.vgg19 import WEIGHTS_KEY
+from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, read_upload, weights_error
 
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
 RESULT_KEY = "style_transfer_result"
@@ -50,7 +51,7 @@ def shared_transfer_model(weights: str) -> TransferModel:
 def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_style: Path | None = None) -> None:
     """Pick a style and a photo, then "Apply style": live progress, the result and a PNG download."""
     st.caption("Repaint your photo in the brushwork and colours of a painting (Gatys et al. neural style transfer).")
-    if get_settings().random_weights:
+    if weights.uses_random(WEIGHTS_KEY):
         st.warning(
             "VGG19 runs with random weights (LOOKALIKE_WEIGHTS=random): the result shows the mechanics, "
             "not a real painting style. Add the ImageNet weights for real results."
@@ -131,9 +132,9 @@ def _apply(photo: np.ndarray, style: np.ndarray, options: dict, caption: str) ->
     """Run one transfer with a progress bar and live previews; keep the result in the session."""
     st.session_state.pop(RESULT_KEY, None)
     try:
-        model = shared_transfer_model(weights_label())
+        model = shared_transfer_model(weights.label(WEIGHTS_KEY))
     except WeightsUnavailable as error:
-        st.error(str(error))
+        weights_error(error, WEIGHTS_KEY)
         return
     bar = st.progress(0.0, text="Waiting for a free slot…")
     preview = st.empty()

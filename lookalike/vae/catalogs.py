@@ -1,7 +1,8 @@
-"""The VAE's search catalogs: Fashion-MNIST (from ``lookalike.datasets``) and the Sweet Home 3D furniture icons.
+"""The VAE's search catalogs: Fashion-MNIST, the Sweet Home 3D furniture icons and real clothing photos.
 
-Both are read at run time from system packages (Debian ``dataset-fashion-mnist`` and
-``sweethome3d-furniture``); nothing is copied into the repository.
+All are read at run time: Fashion-MNIST and the furniture from system packages (Debian
+``dataset-fashion-mnist`` and ``sweethome3d-furniture``), the photos from clothing-dataset-full (see
+``lookalike.datasets.clothing_photos``); nothing is copied into the repository.
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lookalike.datasets import clothing_photos
 from lookalike.datasets.catalog import Catalog, CatalogError
 from lookalike.datasets.fashion_mnist import load_fashion_mnist
-from lookalike.domain import DOMAINS, FURNITURE_SIZE, WHITE, crop_to_object, fit_on_white
+from lookalike.domain import (
+    CLOTHING_PHOTOS,
+    DOMAINS,
+    FURNITURE_SIZE,
+    PHOTO_SIZE,
+    WHITE,
+    crop_to_object,
+    fit_on_white,
+    to_clothing_photo,
+)
 
 DATASETS = DOMAINS
 FURNITURE_DIR = Path("/usr/share/sweethome3d/furniture")
@@ -177,11 +188,34 @@ def load_furniture(folder: str | Path = FURNITURE_DIR, size: int = FURNITURE_SIZ
     )
 
 
+@lru_cache(maxsize=2)
+def load_clothing_photos(split: str = "train") -> Catalog:
+    """clothing-dataset-full's ``train`` (the catalog) or ``validation`` (the queries) split, in the VAE's
+    domain (``to_clothing_photo``: padded square with the border colour, 96×96 RGB)."""
+    photos = clothing_photos.load_split(
+        split, lambda rgb: to_clothing_photo(rgb).image, f"border-padded-{PHOTO_SIZE}px-lanczos-v1",
+        max_side=4 * PHOTO_SIZE,
+    )
+    return Catalog(
+        name=CLOTHING_PHOTOS,
+        images=photos.images,
+        labels=photos.labels,
+        class_names=photos.classes,
+        captions=[f"{photos.classes[label]} · {path.stem[:8]}" for label, path in zip(photos.labels, photos.paths,
+                                                                                     strict=True)],
+        sources=[clothing_photos.SOURCE],
+        skipped=photos.skipped,
+        paths=photos.paths,
+    )
+
+
 def load_catalog(dataset: str) -> Catalog:
-    """The search catalog of ``dataset``: Fashion-MNIST's train split, or all the furniture."""
+    """The search catalog of ``dataset``: Fashion-MNIST's train split, all the furniture, or the train photos."""
     if dataset == "fashion-mnist":
         return load_fashion_mnist("train")
     if dataset == "furniture":
         return load_furniture()
+    if dataset == CLOTHING_PHOTOS:
+        return load_clothing_photos("train")
     raise CatalogError(f"Unknown catalog {dataset!r}; choose one of {', '.join(DATASETS)}.")
 

@@ -55,12 +55,12 @@ def save_checkpoint(model: Any, folder: Path, metadata: dict[str, Any]) -> Path:
     bare.set_weights(model.get_weights())
     bare.save_weights(temporary)
     temporary.replace(weights_path)
-    full = {"config": _config_json(model.config), **metadata}
+    full = {"config": config_json(model.config), **metadata}
     write_text_atomic(folder / METADATA_FILE, json.dumps(full, indent=2) + "\n")
     return weights_path
 
 
-def _config_json(config: VAEConfig) -> dict[str, Any]:
+def config_json(config: VAEConfig) -> dict[str, Any]:
     data = asdict(config)
     data["image_shape"] = list(config.image_shape)
     data["filters"] = list(config.filters)

@@ -74,35 +74,15 @@ def test_settings_read_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", "random")
     monkeypatch.setenv("LOOKALIKE_MIRROR", "http://127.0.0.1:9/x")
     monkeypatch.setenv("LOOKALIKE_ROOTS", str(tmp_path))
+    monkeypatch.setenv("LOOKALIKE_VGG19_WEIGHTS", str(tmp_path / "mine.h5"))
+    monkeypatch.setenv("LOOKALIKE_DOWNLOAD_TIMEOUT", "2.5")
     settings = utils.get_settings()
     assert settings.random_weights and settings.mirror == "http://127.0.0.1:9/x"
     assert settings.roots == (tmp_path.resolve(),)
-
-
-def test_weights_file_setting_must_exist(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path / "missing.h5"))
-    with pytest.raises(utils.WeightsUnavailable, match="does not exist"):
-        utils.resolve_pretrained_weights("VGG19", "x.h5", "http://127.0.0.1:9/x.h5")
-
-
-def test_failed_imagenet_download_says_where_to_put_the_file(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
-    monkeypatch.setenv("HOME", str(tmp_path))  # no keras cache
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
-    with pytest.raises(utils.WeightsUnavailable) as error:
-        utils.resolve_pretrained_weights("VGG19", "no-such-weights.h5", "http://127.0.0.1:9/no-such-weights.h5")
-    message = str(error.value)
-    assert "no-such-weights.h5" in message and str(utils.MODELS_DIR) in message
-
-
-def test_weights_dropped_in_models_folder_are_used(monkeypatch):
-    monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
-    target = utils.MODELS_DIR / "test-dropped-weights.h5"
-    target.write_bytes(b"weights")
-    try:
-        assert utils.resolve_pretrained_weights("X", target.name, "http://127.0.0.1:9/") == str(target)
-    finally:
-        target.unlink()
+    assert settings.own_weights_for("vgg19") == tmp_path / "mine.h5" and settings.own_weights_for("efficientnetb0") is None
+    assert settings.download_timeout == 2.5
+    monkeypatch.setenv("LOOKALIKE_DOWNLOAD_TIMEOUT", "soon")
+    assert utils.get_settings().download_timeout == 30.0
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

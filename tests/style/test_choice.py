@@ -8,11 +8,12 @@ from streamlit.testing.v1 import AppTest
 
 import image_search
 from lookalike.core.vectors import retrieval_metrics
-from lookalike.core.weights import WeightsUnavailable
+from lookalike.core.weights import PUBLISHED
 from lookalike.search.folders import index_folder
 from lookalike.search.labels import labels_from_names
-from lookalike.style import choice, vgg19
+from lookalike.style import choice
 from tests.paths import PAINTINGS, ROOT
+from tests.standin_weights import truncate
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +46,11 @@ def test_auto_keeps_vgg19_when_its_weights_load(monkeypatch):
     assert model.backbone_name == "vgg19" and model.note is None
 
 
-def test_auto_falls_back_to_lite0_with_one_line_saying_why(monkeypatch):
-    def unavailable(model, filename, url):
-        raise WeightsUnavailable(model, filename, "no network")
-
-    monkeypatch.setattr(vgg19, "resolve_pretrained_weights", unavailable)
+def test_auto_falls_back_to_lite0_with_one_line_saying_why(imagenet):
+    bad = truncate(imagenet.standins.path("vgg19"), imagenet.models / PUBLISHED["vgg19"].filename)
     model = choice.load_style_model("auto")
     assert model.backbone_name == "lite0"
-    assert "no network" in model.note and "EfficientNet-Lite0" in model.note
+    assert "EfficientNet-Lite0" in model.note and str(bad) in model.note and "Fix:" in model.note
 
 
 def test_unknown_choice_is_refused_with_the_options(monkeypatch, capsys):

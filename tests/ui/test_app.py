@@ -23,33 +23,35 @@ def test_home_page_lists_the_tools_and_their_readiness():
     assert "Style collection" in text
 
 
-def test_missing_imagenet_weights_show_where_to_put_the_file(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_missing_imagenet_weights_show_where_to_put_the_file(imagenet):
     app = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not app.exception
-    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in home_text(app)
+    text = home_text(app)
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` not downloaded yet" in text
+    assert "efficientnetb0_notop.h5` not downloaded yet" in text and "python utils.py weights" in text
 
 
-def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
-    monkeypatch.setenv("LOOKALIKE_MIRROR", "")
-    # keras' downloader is pointed at a closed loopback port, so the failure is immediate and offline.
-    import keras.utils
-    import streamlit as st
-
-    original = keras.utils.get_file
-    monkeypatch.setattr(keras.utils, "get_file", lambda name, url, **kw: original(name, "http://127.0.0.1:9/" + name, **kw))
-    st.cache_resource.clear()  # a style model loaded by an earlier test (random weights) must not answer for this one
-    try:
-        app = AppTest.from_file(str(STYLE_PAGE), default_timeout=120)
-        app.session_state["collection_choice"] = "Another folder…"
-        app.run()
-    finally:
-        st.cache_resource.clear()
+def open_style_page_offline(monkeypatch, style_model: str) -> AppTest:
+    """The Style Search page with ImageNet weights asked for, none on disk, and no network (the ``imagenet``
+    fixture: private models/ and Keras cache folders, the mirror a closed loopback port)."""
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", style_model)
+    app = AppTest.from_file(str(STYLE_PAGE), default_timeout=120)
+    app.session_state["collection_choice"] = "Another folder…"
+    app.run()
     assert not app.exception
+    return app
+
+
+def test_style_page_without_vgg19_weights_shows_one_clear_message(imagenet, monkeypatch):
+    app = open_style_page_offline(monkeypatch, "vgg19")
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]
-    assert "models/" in errors[0]
+    assert str(imagenet.models) in errors[0] and "refused the connection" in errors[0]
+
+
+def test_style_page_on_auto_falls_back_to_the_bundled_model(imagenet, monkeypatch):
+    app = open_style_page_offline(monkeypatch, "auto")
+    assert not app.error
+    notes = [i.value for i in app.info if "EfficientNet-Lite0" in i.value]
+    assert len(notes) == 1 and "VGG19's ImageNet weights are not available" in notes[0]
+    assert not any(w.value.startswith("Running on **random weights**") for w in app.warning)
