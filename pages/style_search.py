@@ -25,10 +25,12 @@ from lookalike.style.choice import load_style_model as choose_and_load_style_mod
 from lookalike.style.vectors import StyleModel
 from lookalike.ui import common as ui
 from lookalike.ui.maps import map_figure
-from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section
+from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section, use_style
 
 OTHER_FOLDER = "Another folder…"
 MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hover text instead of thumbnails
+TABS = ("Search by style", "Apply a style to your photo")
+TAB_KEY = "style_search_tab"  # the open tab; "Use this style" switches it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,10 +201,14 @@ def show_results(collection: Collection, search: dict, captions: dict[str, str])
                     continue
                 st.image(thumb, caption=f"#{result.rank} · similarity {result.score:.3f}")
                 st.caption(caption_for(result.path, captions))
-                if st.button("Use this style", key=f"use_style_{result.rank}",
-                             help="Apply this painting's style to your photo (tab above)"):
-                    st.session_state[PRESET_KEY] = str(result.path)
-                    st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+                st.button("Use this style", key=f"use_style_{result.rank}", on_click=use_this_style,
+                          args=(str(result.path),), help="Apply this painting's style to your photo")
+
+
+def use_this_style(path: str) -> None:
+    """Select the painting in the transfer tab's "Style from", and open that tab."""
+    use_style(path)
+    st.session_state[TAB_KEY] = TABS[1]
 
 
 def show_style_map(collection: Collection, search: dict | None, captions: dict[str, str]) -> None:
@@ -263,7 +269,7 @@ def main() -> None:
     if model.backbone_name == VGG19:
         ui.random_weights_banner()
     collection = get_collection(choice, model) if choice else None
-    search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
+    search_tab, transfer_tab = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
     captions = choice.captions if choice else {}
     with search_tab:
         if collection is None:

@@ -33,6 +33,7 @@ from lookalike.style.transfer_model import TransferModel
 from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, read_upload
 
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
+SOURCE_KEY = "style_transfer_source"  # the "Style from" radio
 RESULT_KEY = "style_transfer_result"
 MAX_CONCURRENT = 1  # transfers that may run at once in this process (each one uses every core)
 THUMBNAIL = 200  # px, the chosen painting and photo
@@ -70,6 +71,12 @@ def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_
     _show_result()
 
 
+def use_style(path: str) -> None:
+    """Preset a painting and select it in "Style from" (a button callback: it runs before the next run)."""
+    st.session_state[PRESET_KEY] = path
+    st.session_state[SOURCE_KEY] = SOURCE_PRESET
+
+
 def _session_preset() -> Path | None:
     value = st.session_state.get(PRESET_KEY)
     return Path(value) if value else None
@@ -78,7 +85,7 @@ def _session_preset() -> Path | None:
 def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[str, np.ndarray | None]:
     """The style as (name, image); None when nothing is chosen yet or the file is not a usable image."""
     sources = ([SOURCE_PRESET] if preset else []) + ([SOURCE_COLLECTION] if choices else []) + [SOURCE_UPLOAD]
-    source = st.radio("Style from", sources, horizontal=True, key="style_transfer_source")
+    source = st.radio("Style from", sources, horizontal=True, key=SOURCE_KEY)
     if source == SOURCE_PRESET and preset is not None:
         return preset.name, _read(preset)
     if source == SOURCE_COLLECTION:
