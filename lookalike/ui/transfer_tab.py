@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from lookalike.core.files import safe_file_name
 from lookalike.core.images import ImageError, make_thumbnail, png_bytes
 from lookalike.core.settings import get_settings
 from lookalike.core.weights import WeightsUnavailable, weights_label
@@ -67,7 +68,7 @@ def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_
     options = _pick_options()
     ready = style_image is not None and photo_image is not None
     if st.button("Apply style", type="primary", disabled=not ready, key="style_transfer_apply"):
-        _apply(photo_image, style_image, options, f"{photo_name} in the style of {style_name}")
+        _apply(photo_image, style_image, options, f"{Path(photo_name).stem} in the style of {style_name}")
     _show_result()
 
 
@@ -87,7 +88,7 @@ def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[s
     sources = ([SOURCE_PRESET] if preset else []) + ([SOURCE_COLLECTION] if choices else []) + [SOURCE_UPLOAD]
     source = st.radio("Style from", sources, horizontal=True, key=SOURCE_KEY)
     if source == SOURCE_PRESET and preset is not None:
-        return preset.name, _read(preset)
+        return _name_of(preset, choices), _read(preset)
     if source == SOURCE_COLLECTION:
         captions = [caption for caption, _ in choices]
         index = st.selectbox("Painting", range(len(choices)), format_func=captions.__getitem__,
@@ -95,7 +96,12 @@ def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[s
         caption, path = choices[index]
         return caption, _read(path)
     upload = st.file_uploader("Painting", type=UPLOAD_TYPES, key="style_transfer_style_upload")
-    return (upload.name, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
+    return (Path(upload.name).stem, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
+
+
+def _name_of(path: Path, choices: list[tuple[str, Path]]) -> str:
+    """A painting's name as the collection gives it (title and artist for the Met sample), not its file name."""
+    return next((caption for caption, choice in choices if Path(choice) == Path(path)), path.stem.replace("_", " "))
 
 
 def _pick_photo() -> tuple[str, np.ndarray | None]:
@@ -155,6 +161,7 @@ def _apply(photo: np.ndarray, style: np.ndarray, options: dict, caption: str) ->
         "png": png_bytes(result.image),
         "image": result.image,
         "caption": caption,
+        "file_name": safe_file_name(caption, ".png", fallback="stylized"),
         "seconds": result.seconds,
         "losses": result.losses.as_dict(),
     }
@@ -192,6 +199,6 @@ def _show_result() -> None:
         f"{result['seconds']:.0f} s · style loss {losses['style']:.3g} · content loss {losses['content']:.3g}"
     )
     st.download_button(
-        "Download PNG", result["png"], file_name="stylized.png", mime="image/png",
+        "Download PNG", result["png"], file_name=result["file_name"], mime="image/png",
         key="style_transfer_download", on_click="ignore",
     )  # fmt: skip
