@@ -116,7 +116,8 @@ def no_model_section() -> None:
 
 def upload_section(model: Classifier) -> Prediction | None:
     """The uploader, the image, the predicted class and every class probability, sorted."""
-    uploaded = st.file_uploader("Choose an image", type=ui.UPLOAD_TYPES, key="classifier_upload")
+    uploaded = st.file_uploader("Choose an image", type=ui.UPLOAD_TYPES, key="classifier_upload",
+                                on_change=ui.forget, args=("classifier_prediction",))
     if uploaded is None:
         st.caption("Upload a photo of a garment to see what the model thinks it is.")
         return None

@@ -154,7 +154,8 @@ def show_collection_summary(collection: Collection) -> None:
 
 def search_form(model, collection: Collection) -> None:
     """Uploader, k slider and the search button; runs the model only when the button is clicked."""
-    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
+    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query",
+                                on_change=ui.forget, args=("style_search",))
     most = min(24, len(collection))  # a slider needs min < max: one image means one result
     k = st.slider("Number of results (k)", 1, most, min(6, most)) if most > 1 else 1
     if st.button("Search for Similar Images", type="primary"):

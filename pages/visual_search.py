@@ -104,6 +104,12 @@ def state() -> dict[str, Any]:
     return st.session_state.setdefault(STATE_KEY, {})
 
 
+def forget_results() -> None:
+    """The uploader's ``on_change``: a new photo drops every catalog's results for the previous one."""
+    for page in state().values():
+        page.pop("result", None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +252,7 @@ def main() -> None:
         st.error(str(error))
         return
 
-    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload")
+    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload", on_change=forget_results)
     k = st.slider("Number of results", 1, 30, 10, key="k")
     if st.button("Search for Similar Images", type="primary", key="search"):
         if uploaded is None:

@@ -62,6 +62,13 @@ def decode_bytes(data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     return load_image(data, max_side=max_side)
 
 
+def forget(*keys: str) -> None:
+    """An uploader's ``on_change``: choosing another file drops the results of the previous one, which
+    would otherwise stand under the new image as if they were its own."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
 def read_upload(uploaded, max_side: int = DEFAULT_MAX_SIDE, name: str = "") -> np.ndarray | None:
     """Decode an uploaded file from its bytes (its name is never used as a path).
 

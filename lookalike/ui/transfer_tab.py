@@ -31,7 +31,7 @@ from lookalike.style.transfer import (
     transfer_model,
 )
 from lookalike.style.transfer_model import TransferModel
-from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, read_upload
+from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, forget, read_upload
 
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
 SOURCE_KEY = "style_transfer_source"  # the "Style from" radio
@@ -95,7 +95,8 @@ def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[s
                              key="style_transfer_choice")  # fmt: skip
         caption, path = choices[index]
         return caption, _read(path)
-    upload = st.file_uploader("Painting", type=UPLOAD_TYPES, key="style_transfer_style_upload")
+    upload = st.file_uploader("Painting", type=UPLOAD_TYPES, key="style_transfer_style_upload",
+                              on_change=forget, args=(RESULT_KEY,))
     return (Path(upload.name).stem, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
 
 
@@ -105,7 +106,8 @@ def _name_of(path: Path, choices: list[tuple[str, Path]]) -> str:
 
 
 def _pick_photo() -> tuple[str, np.ndarray | None]:
-    upload = st.file_uploader("Your photo", type=UPLOAD_TYPES, key="style_transfer_photo")
+    upload = st.file_uploader("Your photo", type=UPLOAD_TYPES, key="style_transfer_photo",
+                              on_change=forget, args=(RESULT_KEY,))
     return (upload.name, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
 
 

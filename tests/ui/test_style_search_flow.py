@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import OTHER_FOLDER, upload_and_search
+from tests.apptest import OTHER_FOLDER, reference_shown, upload_and_search
 from tests.paths import STYLE_PAGE
 
 TRANSFER_TAB = "Apply a style to your photo"
@@ -60,3 +60,15 @@ def test_use_this_style_selects_the_painting_and_opens_the_transfer_tab(folder: 
     assert app.radio(key="style_transfer_source").value == "The chosen search result"
     assert open_tab(app) == TRANSFER_TAB
     assert Path(app.session_state["style_transfer_style"]).stem.replace("_", " ") == result_name(app, 2)
+
+
+def test_a_new_upload_clears_the_previous_results(folder: Path):
+    first, second = sorted(folder.glob("*.jpg"))[:2]
+    app = search_with(open_page(folder), first)
+    assert reference_shown(app) and result_name(app, 1)
+    app.file_uploader(key="style_query").set_value((second.name, second.read_bytes(), "image/jpeg")).run()
+    assert not app.exception
+    assert not reference_shown(app)  # "Your reference image" would stand over the first image's results
+    assert not [c for image in app.image for c in image.captions if c.startswith("#")]
+    upload_and_search(app, second.name, second.read_bytes(), "image/jpeg")
+    assert reference_shown(app) and result_name(app, 1) == second.stem.replace("_", " ")

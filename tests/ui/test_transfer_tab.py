@@ -137,3 +137,15 @@ def test_paintings_go_by_title_and_artist_in_picker_caption_and_download(met_tra
     app.radio(key="style_transfer_source").set_value("The collection").run()
     picker = app.selectbox(key="style_transfer_choice")
     assert list(picker.options) == [caption for caption, _ in _met_collection()]
+
+
+@pytest.mark.slow  # runs a style transfer (shared); last, since it changes the photo
+def test_a_new_photo_clears_the_previous_result(met_transfer, photo):
+    app, _ = met_transfer
+    assert app.session_state["style_transfer_result"]
+    app.file_uploader(key="style_transfer_photo").set_value(("other.png", _png(photo[::3, ::3]), "image/png"))
+    app.run()
+    assert not app.exception
+    captions = [img.caption for image in app.get("image") for img in image.proto.imgs]
+    assert not any("in the style of" in caption for caption in captions)
+    assert not app.get("download_button")
