@@ -62,6 +62,15 @@ def decode_bytes(data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     return load_image(data, max_side=max_side)
 
 
+def button_with_reason(label: str, reason: str | None, **kwargs) -> bool:
+    """A button that is disabled while ``reason`` says what is missing, with that reason beside it."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        clicked = st.button(label, disabled=reason is not None, **kwargs)
+        if reason is not None:
+            st.caption(reason)
+    return clicked
+
+
 def forget(*keys: str) -> None:
     """An uploader's ``on_change``: choosing another file drops the results of the previous one, which
     would otherwise stand under the new image as if they were its own."""

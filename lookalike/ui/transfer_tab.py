@@ -31,10 +31,11 @@ from lookalike.style.transfer import (
     transfer_model,
 )
 from lookalike.style.transfer_model import TransferModel
-from lookalike.ui.common import UPLOAD_TYPES, decode_bytes, forget, read_upload
+from lookalike.ui.common import UPLOAD_TYPES, button_with_reason, decode_bytes, forget, read_upload
 
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
 SOURCE_KEY = "style_transfer_source"  # the "Style from" radio
+PICKED_KEY = "style_transfer_source_picked"  # the source a person chose (not one left over when options changed)
 RESULT_KEY = "style_transfer_result"
 MAX_CONCURRENT = 1  # transfers that may run at once in this process (each one uses every core)
 THUMBNAIL = 200  # px, the chosen painting and photo
@@ -66,8 +67,8 @@ def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_
         photo_name, photo_image = _pick_photo()
         _show(photo_image, photo_name)
     options = _pick_options()
-    ready = style_image is not None and photo_image is not None
-    if st.button("Apply style", type="primary", disabled=not ready, key="style_transfer_apply"):
+    reason = _not_ready(style_image, photo_image)
+    if button_with_reason("Apply style", reason, type="primary", key="style_transfer_apply"):
         _apply(photo_image, style_image, options, f"{Path(photo_name).stem} in the style of {style_name}")
     _show_result()
 
@@ -75,7 +76,7 @@ def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_
 def use_style(path: str) -> None:
     """Preset a painting and select it in "Style from" (a button callback: it runs before the next run)."""
     st.session_state[PRESET_KEY] = path
-    st.session_state[SOURCE_KEY] = SOURCE_PRESET
+    st.session_state[SOURCE_KEY] = st.session_state[PICKED_KEY] = SOURCE_PRESET
 
 
 def _session_preset() -> Path | None:
@@ -86,7 +87,11 @@ def _session_preset() -> Path | None:
 def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[str, np.ndarray | None]:
     """The style as (name, image); None when nothing is chosen yet or the file is not a usable image."""
     sources = ([SOURCE_PRESET] if preset else []) + ([SOURCE_COLLECTION] if choices else []) + [SOURCE_UPLOAD]
-    source = st.radio("Style from", sources, horizontal=True, key=SOURCE_KEY)
+    # The person's own choice while it is offered, else the first source. Without this, a source left over
+    # from a moment with fewer options (no collection: only "Upload a painting") would stay selected.
+    picked = st.session_state.get(PICKED_KEY)
+    st.session_state[SOURCE_KEY] = picked if picked in sources else sources[0]
+    source = st.radio("Style from", sources, horizontal=True, key=SOURCE_KEY, on_change=_remember_source)
     if source == SOURCE_PRESET and preset is not None:
         return _name_of(preset, choices), _read(preset)
     if source == SOURCE_COLLECTION:
@@ -98,6 +103,24 @@ def _pick_style(choices: list[tuple[str, Path]], preset: Path | None) -> tuple[s
     upload = st.file_uploader("Painting", type=UPLOAD_TYPES, key="style_transfer_style_upload",
                               on_change=forget, args=(RESULT_KEY,))
     return (Path(upload.name).stem, read_upload(upload, name=upload.name)) if upload is not None else ("", None)
+
+
+def _remember_source() -> None:
+    st.session_state[PICKED_KEY] = st.session_state[SOURCE_KEY]
+
+
+def _not_ready(style: np.ndarray | None, photo: np.ndarray | None) -> str | None:
+    """Why "Apply style" can't run yet, in words; None when it can."""
+    uploads = []
+    if style is None and st.session_state.get(SOURCE_KEY) == SOURCE_UPLOAD:
+        uploads.append("a painting")
+    if photo is None:
+        uploads.append("your photo")
+    if uploads:
+        return f"Upload {' and '.join(uploads)} to apply a style."
+    if style is None:
+        return "The chosen painting can't be read: choose another one."
+    return None
 
 
 def _name_of(path: Path, choices: list[tuple[str, Path]]) -> str:

@@ -72,3 +72,22 @@ def test_a_new_upload_clears_the_previous_results(folder: Path):
     assert not [c for image in app.image for c in image.captions if c.startswith("#")]
     upload_and_search(app, second.name, second.read_bytes(), "image/jpeg")
     assert reference_shown(app) and result_name(app, 1) == second.stem.replace("_", " ")
+
+
+def test_style_from_is_usable_again_after_another_folder_and_back(folder: Path):
+    app = open_page(folder)
+    assert app.radio(key="style_transfer_source").value == "The collection"
+    app.text_input(key="custom_folder").set_value("").run()  # "Another folder…" with no folder yet
+    assert app.radio(key="style_transfer_source").options == ["Upload a painting"]
+    app.text_input(key="custom_folder").set_value(str(folder)).run()  # back to a collection
+    assert not app.exception
+    assert app.radio(key="style_transfer_source").value == "The collection"
+    assert app.selectbox(key="style_transfer_choice").value is not None
+
+
+def test_an_explicit_choice_of_style_source_is_kept(folder: Path):
+    app = open_page(folder)
+    app.radio(key="style_transfer_source").set_value("Upload a painting").run()
+    app.text_input(key="custom_folder").set_value("").run()
+    app.text_input(key="custom_folder").set_value(str(folder)).run()
+    assert app.radio(key="style_transfer_source").value == "Upload a painting"

@@ -149,3 +149,25 @@ def test_a_new_photo_clears_the_previous_result(met_transfer, photo):
     captions = [img.caption for image in app.get("image") for img in image.proto.imgs]
     assert not any("in the style of" in caption for caption in captions)
     assert not app.get("download_button")
+
+
+def _apply_reason(app) -> str:
+    """The caption beside the "Apply style" button (its container holds both)."""
+    for block in app.get("flex_container"):
+        if any(b.label == "Apply style" for b in block.button):
+            return " ".join(c.value for c in block.caption)
+    raise AssertionError("no Apply style button")
+
+
+def test_a_disabled_apply_button_says_why(model, photo):
+    app = _app(_collection()).run()
+    assert app.button(key="style_transfer_apply").disabled
+    assert "Upload your photo" in _apply_reason(app)
+    app.radio(key="style_transfer_source").set_value("Upload a painting").run()
+    assert "painting" in _apply_reason(app) and "photo" in _apply_reason(app)
+    app.file_uploader(key="style_transfer_photo").set_value(("photo.png", _png(photo[::4, ::4]), "image/png")).run()
+    assert app.button(key="style_transfer_apply").disabled
+    reason = _apply_reason(app)
+    assert "painting" in reason and "photo" not in reason
+    app.radio(key="style_transfer_source").set_value("The collection").run()
+    assert not app.button(key="style_transfer_apply").disabled and _apply_reason(app) == ""
