@@ -218,12 +218,16 @@ def _show_result() -> None:
     result = st.session_state.get(RESULT_KEY)
     if not result:
         return
-    st.image(result["image"], caption=result["caption"], width="stretch")
     losses = result["losses"]
-    st.caption(
-        f"{result['seconds']:.0f} s · style loss {losses['style']:.3g} · content loss {losses['content']:.3g}"
-    )
-    st.download_button(
-        "Download PNG", result["png"], file_name=result["file_name"], mime="image/png",
-        key="style_transfer_download", on_click="ignore",
-    )  # fmt: skip
+    with st.container(horizontal=True, gap="medium"):  # the details beside the image, below it when it is wide
+        # Its own width in pixels, at most the page's ("content" would widen to a long caption and stretch it).
+        st.image(result["image"], caption=result["caption"], width=int(result["image"].shape[1]))
+        details = st.container(width=240)
+    with details:
+        st.caption(
+            f"{result['seconds']:.0f} s · style loss {losses['style']:.3g} · content loss {losses['content']:.3g}"
+        )
+        st.download_button(
+            "Download PNG", result["png"], file_name=result["file_name"], mime="image/png",
+            key="style_transfer_download", on_click="ignore",
+        )  # fmt: skip

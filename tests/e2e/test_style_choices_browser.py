@@ -1,9 +1,10 @@
-"""Style Search in a real browser, what a person sees: the query star on top of the map's thumbnails, and
-"Use this style" opening the transfer tab with that painting selected."""
+"""Style Search in a real browser, what a person sees: the query star on top of the map's thumbnails,
+"Use this style" opening the transfer tab with that painting selected, and a style-transfer result at its own size."""
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.e2e_steps import ARTIFACTS, no_exception, screenshot, upload, wait_idle
 from tests.e2e.test_style_search_browser import QUERY, SEARCH, open_style_search, result_card
+from tests.paths import CLOTHING
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +23,13 @@ TRANSFER_TAB = "Apply a style to your photo"
 
 
 @pytest.fixture(scope="module")
-def searched(browser, browser_context_args, app_server, copy_paintings) -> tuple[Page, Path]:
-    """Style Search on six paintings, after a search with one of them (its star lands on its own thumbnail)."""
-    folder = copy_paintings([0, 1, 2, 16, 17, 18], name="choices")
+def folder(copy_paintings) -> Path:
+    return copy_paintings([0, 1, 2, 16, 17, 18], name="choices")
+
+
+@pytest.fixture(scope="module")
+def searched(browser, browser_context_args, app_server, folder: Path) -> tuple[Page, Path]:
+    """Style Search on six paintings, after a search with one of them."""
     context: BrowserContext = browser.new_context(**browser_context_args)
     page = context.new_page()
     open_style_search(page, app_server, folder)
@@ -73,3 +79,32 @@ def test_use_this_style_opens_the_transfer_tab_with_the_painting(searched):
     expect(panel.get_by_role("radio", name="The chosen search result")).to_be_checked()
     expect(panel.get_by_test_id("stImage").filter(has_text=painting.stem.replace("_", " "))).to_be_visible()
     screenshot(page, "style-transfer-preset")
+
+
+@pytest.mark.slow  # runs a (short) style transfer
+def test_the_transfer_result_keeps_its_own_size_with_the_download_beside_it(page: Page, app_server, folder: Path):
+    open_style_search(page, app_server, folder)
+    page.get_by_role("tab", name=TRANSFER_TAB).click()
+    wait_idle(page)
+    panel = page.get_by_role("tabpanel")
+    upload(page, "Your photo", str(sorted((CLOTHING / "test" / "hat").glob("*.jpg"))[0]))
+    panel.get_by_text("Options", exact=True).click()
+    for name in ("Size (long side, px)", "Steps"):  # the smallest: 256 px, 10 steps
+        slider = panel.get_by_test_id("stSlider").filter(has_text=name).get_by_role("slider")
+        slider.focus()
+        slider.press("Home")
+        wait_idle(page)
+    panel.get_by_role("button", name="Apply style").click()
+    expect(panel.get_by_text(re.compile(r"Done in \d+ s"))).to_be_visible()
+    wait_idle(page)
+    no_exception(page)
+    result = panel.get_by_test_id("stImage").filter(has_text="in the style of").locator("img")
+    expect(result).to_have_count(1)
+    natural, shown = result.evaluate("(img) => [img.naturalWidth, img.getBoundingClientRect().width]")
+    assert natural == 256 or natural < 256 and result.evaluate("(img) => img.naturalHeight") == 256, natural
+    assert abs(shown - natural) <= 1, (natural, shown)  # not stretched to the page's width
+    download = panel.get_by_role("button", name="Download PNG")
+    image_box, button_box = result.bounding_box(), download.bounding_box()
+    assert button_box["x"] >= image_box["x"] + image_box["width"]  # beside the image, not under it
+    assert button_box["y"] < image_box["y"] + image_box["height"]
+    screenshot(page, "style-transfer-result")
