@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from lookalike.classifier.data import sample_split
+from lookalike.classifier.describe import runs_on_random_weights
 from lookalike.classifier.inference import Classifier, Prediction, dataset_embeddings, load_classifier
 from lookalike.classifier.model import CONFUSION_FILE, MODEL_FILE, ClassifierError
 from lookalike.classifier.storage import list_models, read_metadata
@@ -125,7 +126,6 @@ def upload_section(model: Classifier) -> Prediction | None:
     if result is None:
         return None
     prediction, thumbnail = result
-    ui.random_weights_banner()
     left, right = st.columns([1, 2])
     with left:
         st.image(thumbnail, caption="Your image", width="stretch")
@@ -240,7 +240,6 @@ def image_grid(images: np.ndarray, captions: list[str], columns: int = 5) -> Non
 def main() -> None:
     st.title("Fashion Classifier")
     st.caption("An EfficientNetB0 classifier: every class probability for your photo, and a map of its embedding.")
-    ui.random_weights_banner()
     folder = choose_model()
     if folder is None:
         no_model_section()
@@ -250,6 +249,7 @@ def main() -> None:
     except ClassifierError as error:
         st.error(str(error))
         return
+    ui.random_weights_banner(["this classifier"] if runs_on_random_weights(read_metadata(folder)) else [])
     prediction = upload_section(model)
     map_section(folder, model, prediction)
     confusion_section(folder)

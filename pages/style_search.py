@@ -244,7 +244,7 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str | None]:
 def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) -> None:
     choices = [(caption_for(p, captions), p) for p in collection.paths] if collection else []
     preset = st.session_state.get(PRESET_KEY)
-    render_style_transfer_section(choices, Path(preset) if preset else None)
+    render_style_transfer_section(choices, Path(preset) if preset else None, weights_banner=False)
 
 
 def model_line(model: StyleModel) -> None:
@@ -253,6 +253,14 @@ def model_line(model: StyleModel) -> None:
         st.info(model.note, icon=":material/model_training:")
     st.caption(f"Paintings ranked by the similarity of their {DISPLAY_NAMES[model.backbone_name]} "
                "Gram-matrix style vectors.")
+
+
+def random_weight_parts(model: StyleModel) -> list[str]:
+    """What runs on random weights on this page: VGG19, in the search when it is the style model, and always in
+    the style transfer. The bundled EfficientNet-Lite0 has real weights."""
+    if not get_settings().random_weights:
+        return []
+    return (["style search"] if model.backbone_name == VGG19 else []) + ["style transfer"]
 
 
 def main() -> None:
@@ -267,8 +275,7 @@ def main() -> None:
         st.error(str(error), icon=":material/key_off:")
         return
     model_line(model)
-    if model.backbone_name == VGG19:
-        ui.random_weights_banner()
+    ui.random_weights_banner(random_weight_parts(model))
     collection = get_collection(choice, model) if choice else None
     search_tab, transfer_tab = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
     captions = choice.captions if choice else {}

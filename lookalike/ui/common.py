@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,20 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def random_weights_banner() -> None:
-    """A visible warning whenever the models run on random weights."""
-    if settings.get_settings().random_weights:
-        st.warning(
-            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): models that need pretrained ImageNet "
-            "weights give placeholder results, which show that the pipeline works, not real similarity.",
-            icon=":material/warning:",
-        )
+def random_weights_banner(parts: Sequence[str]) -> None:
+    """The page's one warning, naming the ``parts`` of the page that run on random weights; nothing when none does.
+
+    Each page calls it once, after it knows its models: a model trained from scratch, or shipped with its own
+    weights, does not run on random weights whatever ``LOOKALIKE_WEIGHTS`` says.
+    """
+    if not parts:
+        return
+    names = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    st.warning(
+        f"Running on **random weights** (LOOKALIKE_WEIGHTS=random) in {names}: the results are placeholders, which "
+        "show that the pipeline works, not real similarity or style. Add the ImageNet weights for real results.",
+        icon=":material/warning:",
+    )
 
 
 def weights_error(error: WeightsUnavailable) -> None:

@@ -50,10 +50,15 @@ def shared_transfer_model(weights: str) -> TransferModel:
     return transfer_model()
 
 
-def render_style_transfer_section(style_choices: list[tuple[str, Path]], preset_style: Path | None = None) -> None:
-    """Pick a style and a photo, then "Apply style": live progress, the result and a PNG download."""
+def render_style_transfer_section(
+    style_choices: list[tuple[str, Path]], preset_style: Path | None = None, weights_banner: bool = True
+) -> None:
+    """Pick a style and a photo, then "Apply style": live progress, the result and a PNG download.
+
+    ``weights_banner=False`` when the page's own banner already says that VGG19 runs on random weights.
+    """
     st.caption("Repaint your photo in the brushwork and colours of a painting (Gatys et al. neural style transfer).")
-    if get_settings().random_weights:
+    if weights_banner and get_settings().random_weights:
         st.warning(
             "VGG19 runs with random weights (LOOKALIKE_WEIGHTS=random): the result shows the mechanics, "
             "not a real painting style. Add the ImageNet weights for real results."

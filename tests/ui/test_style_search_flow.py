@@ -91,3 +91,10 @@ def test_an_explicit_choice_of_style_source_is_kept(folder: Path):
     app.text_input(key="custom_folder").set_value("").run()
     app.text_input(key="custom_folder").set_value(str(folder)).run()
     assert app.radio(key="style_transfer_source").value == "Upload a painting"
+
+
+def test_one_random_weights_banner_for_the_whole_page(folder: Path):
+    app = search_with(open_page(folder), sorted(folder.glob("*.jpg"))[0])  # VGG19 on random weights
+    banners = [w.value for w in app.warning if "random weights" in w.value]
+    assert len(banners) == 1, banners
+    assert "style search" in banners[0] and "style transfer" in banners[0]
