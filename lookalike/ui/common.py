@@ -30,12 +30,15 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def random_weights_banner(parts: Sequence[str]) -> None:
+def random_weights_banner(parts: Sequence[str] | None = None) -> None:
     """The page's one warning, naming the ``parts`` of the page that run on random weights; nothing when none does.
 
     Each page calls it once, after it knows its models: a model trained from scratch, or shipped with its own
-    weights, does not run on random weights whatever ``LOOKALIKE_WEIGHTS`` says.
+    weights, does not run on random weights whatever ``LOOKALIKE_WEIGHTS`` says. Without ``parts``, the warning
+    names "this page's models" whenever ``LOOKALIKE_WEIGHTS=random``.
     """
+    if parts is None:
+        parts = ["this page's models"] if settings.get_settings().random_weights else []
     if not parts:
         return
     names = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
