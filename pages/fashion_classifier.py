@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from lookalike.classifier.data import sample_split
-from lookalike.classifier.describe import runs_on_random_weights
+from lookalike.classifier.describe import knowledge_line, runs_on_random_weights, unsure_message
 from lookalike.classifier.inference import Classifier, Prediction, dataset_embeddings, load_classifier
 from lookalike.classifier.model import CONFUSION_FILE, MODEL_FILE, ClassifierError
 from lookalike.classifier.storage import list_models, read_metadata
@@ -133,6 +133,9 @@ def upload_section(model: Classifier) -> Prediction | None:
     with right:
         name, probability = prediction.ranked()[0]
         st.subheader(f"{name}  ·  {probability:.1%}")
+        st.caption(knowledge_line(model.metadata))
+        if message := unsure_message(probability):
+            st.info(message, icon=":material/help:")
         st.plotly_chart(probability_chart(prediction), width="stretch", key="probabilities")
     return prediction
 
