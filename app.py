@@ -16,6 +16,7 @@ from lookalike.core import settings
 from lookalike.core.images import list_images
 from lookalike.search.folders import FileHashes
 from lookalike.search.samples import DEFAULT_COLLECTION
+from lookalike.style.backbones import VGG19
 from lookalike.style.vgg19 import VGG19_WEIGHTS_FILE
 from lookalike.ui.diagnostics import render_diagnostics
 
@@ -29,25 +30,40 @@ class Readiness:
     item: str
     ready: bool
     detail: str
-    fix: str = ""
+    fix: str = ""  # Markdown, with commands and file names already in `code`
+    blocks: tuple[str, ...] = ()  # the tools that cannot run until it is fixed
+
+
+def code(text: str) -> str:
+    """Inline code in Markdown (one place that adds the backticks, so none is ever nested)."""
+    return f"`{text}`"
+
+
+def vgg19_tools() -> tuple[str, ...]:
+    """What needs VGG19's pretrained weights: the style transfer always; Style Search only when it is asked to run
+    on VGG19 (otherwise it falls back to the bundled EfficientNet-Lite0)."""
+    searches_on_vgg19 = settings.get_settings().style_model.strip().lower() == VGG19
+    return ("Style Search", "style transfer") if searches_on_vgg19 else ("style transfer",)
 
 
 def weights_status() -> Readiness:
     current = settings.get_settings()
     if current.weights == "random":
-        return Readiness("Pretrained weights", False, "random weights (LOOKALIKE_WEIGHTS=random)",
-                         "unset LOOKALIKE_WEIGHTS to use ImageNet weights")
+        return Readiness("Pretrained weights", False, "random weights (LOOKALIKE_WEIGHTS=random): placeholder results",
+                         f"{code('unset LOOKALIKE_WEIGHTS')} to use the ImageNet weights")
     if current.weights != "imagenet":
         found = Path(current.weights).is_file()
-        return Readiness("Pretrained weights", found, f"weights file {current.weights}",
-                         "" if found else "point LOOKALIKE_WEIGHTS at an existing file")
+        if found:
+            return Readiness("Pretrained weights", True, f"weights file {code(current.weights)}")
+        return Readiness("Pretrained weights", False, f"the weights file {code(current.weights)} does not exist",
+                         f"point {code('LOOKALIKE_WEIGHTS')} at an existing file", blocks=vgg19_tools())
     name = VGG19_WEIGHTS_FILE
     places = [settings.MODELS_DIR / name, Path.home() / ".keras" / "models" / name]
     found = next((p for p in places if p.is_file()), None)
     if found:
-        return Readiness("VGG19 ImageNet weights", True, f"found in {found.parent}")
-    return Readiness("VGG19 ImageNet weights", False, "not downloaded yet: fetched on first use",
-                     f"no internet? put `{name}` in `models/`")
+        return Readiness("VGG19 ImageNet weights", True, f"found in {code(str(found.parent))}")
+    return Readiness("VGG19 ImageNet weights", False, f"missing: {code(name)} is in neither {code('models/')} nor "
+                     f"{code('~/.keras/models/')}", f"put {code(name)} in {code('models/')}", blocks=vgg19_tools())
 
 
 def trained_models_status() -> list[Readiness]:
@@ -60,7 +76,7 @@ def trained_models_status() -> list[Readiness]:
         ("VAE catalog model", vaes, "python vae.py train --data fashion-mnist|furniture"),
     ):
         if not found:
-            rows.append(Readiness(kind, False, "no trained model in models/", command))
+            rows.append(Readiness(kind, False, f"no trained model in {code('models/')}", code(command)))
         for folder in found:
             rows.append(Readiness(f"{kind}: {folder.name}", True, _metadata_summary(folder / "metadata.json")))
     return rows
@@ -88,10 +104,10 @@ def collection_status() -> Readiness:
     count = sum(1 for _ in list_images(folder)) if folder.is_dir() else 0
     cached = FileHashes(folder.resolve()).path.is_file()
     if count == 0:
-        return Readiness("Style collection", True, "images-by-style/ is empty: the 174 Met paintings are offered",
-                         "python image_search.py download images-by-style")
-    detail = f"images-by-style/: {count} images, " + ("indexed" if cached else "not indexed yet")
-    return Readiness("Style collection", cached, detail, "" if cached else "python image_search.py index")
+        return Readiness("Style collection", True, f"{code('images-by-style/')} is empty: the 174 Met paintings are "
+                         "offered", code("python image_search.py download images-by-style"))
+    detail = f"{code('images-by-style/')}: {count} images, " + ("indexed" if cached else "not indexed yet")
+    return Readiness("Style collection", cached, detail, "" if cached else code("python image_search.py index"))
 
 
 def home() -> None:
@@ -113,8 +129,15 @@ def home() -> None:
     st.subheader("What is ready")
     rows = [weights_status(), collection_status(), *trained_models_status()]
     for row in rows:
+        if row.blocks:  # a blocker, above the rest
+            tools = " and ".join(row.blocks)
+            st.error(f"**{row.item}**: {row.detail}. {tools[0].upper() + tools[1:]} cannot run until you "
+                     f"{row.fix}, then reload.", icon=":material/block:")
+    for row in rows:
+        if row.blocks:
+            continue
         icon = ":material/check_circle:" if row.ready else ":material/warning:"
-        fix = f" — fix: `{row.fix}`" if row.fix else ""
+        fix = f" — fix: {row.fix}" if row.fix else ""
         st.markdown(f"{icon} **{row.item}**: {row.detail}{fix}")
 
 
