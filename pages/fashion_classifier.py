@@ -8,10 +8,10 @@ import numpy as np
 import streamlit as st
 
 from lookalike.classifier.data import sample_split
-from lookalike.classifier.describe import knowledge_line, runs_on_random_weights, unsure_message
+from lookalike.classifier.describe import knowledge_line, unsure_message
 from lookalike.classifier.inference import Classifier, Prediction, dataset_embeddings, load_classifier
 from lookalike.classifier.model import CONFUSION_FILE, MODEL_FILE, ClassifierError
-from lookalike.classifier.storage import list_models, read_metadata
+from lookalike.classifier.storage import list_models, on_random_weights, read_metadata
 from lookalike.classifier.training import TrainConfig, train
 from lookalike.core import settings
 from lookalike.core.files import bytes_sha256
@@ -71,6 +71,13 @@ def describe(folder: Path) -> str:
     accuracy = meta.get("test_accuracy")
     score = f", test accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
     return f"{folder.name} ({meta.get('dataset')}, {len(meta.get('classes', []))} classes{score})"
+
+
+def model_line(folder: Path) -> str:
+    """One line naming the model in use, its backbone and what it learned from."""
+    meta = read_metadata(folder)
+    learned = meta.get("trained_on") or f"{meta.get('dataset')}, {len(meta.get('classes', []))} classes"
+    return f"Model **{folder.name}**: {meta.get('backbone')}, {learned}."
 
 
 def choose_model() -> Path | None:
@@ -177,7 +184,7 @@ def probability_chart(prediction: Prediction):
 
 
 def map_section(folder: Path, model: Classifier, prediction: Prediction | None) -> None:
-    """t-SNE of the test images' 32-d embeddings, coloured by class, with the upload placed on it."""
+    """t-SNE of the test images' embeddings, coloured by class, with the upload placed on it."""
     st.subheader("Embedding map")
     try:
         vectors, labels, coords = embedding_map(str(folder), model.model_id, MAP_PER_CLASS)
@@ -242,17 +249,19 @@ def image_grid(images: np.ndarray, captions: list[str], columns: int = 5) -> Non
 
 def main() -> None:
     st.title("Fashion Classifier")
-    st.caption("An EfficientNetB0 classifier: every class probability for your photo, and a map of its embedding.")
+    st.caption("Every class probability for your photo, and where it lands on a map of the model's embeddings.")
     folder = choose_model()
     if folder is None:
         no_model_section()
         return
+    st.caption(model_line(folder))
+    if on_random_weights(read_metadata(folder)):
+        ui.random_weights_banner(["this classifier"])
     try:
         model = current_model(folder)
     except ClassifierError as error:
         st.error(str(error))
         return
-    ui.random_weights_banner(["this classifier"] if runs_on_random_weights(read_metadata(folder)) else [])
     prediction = upload_section(model)
     map_section(folder, model, prediction)
     confusion_section(folder)

@@ -1,5 +1,5 @@
-"""What a saved classifier knows, read from its ``metadata.json`` so that it holds for any model: whether it runs
-on random weights, what it was trained on, which kinds of clothing it has never seen, and when it is unsure."""
+"""What a saved classifier knows, read from its ``metadata.json`` so that it holds for any model: what it was
+trained on, which kinds of clothing it has never seen, and when it is unsure."""
 
 from __future__ import annotations
 
@@ -7,13 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 Metadata = Mapping[str, Any]
-
-
-def runs_on_random_weights(meta: Metadata) -> bool:
-    """True for a model trained on a frozen, randomly initialised backbone (``LOOKALIKE_WEIGHTS=random`` when it
-    was trained): its predictions are placeholders. A model trained from scratch (``"scratch"``) learnt all its
-    weights, and one trained on real pretrained weights keeps them, whatever ``LOOKALIKE_WEIGHTS`` says now."""
-    return meta.get("weights") == "random"
 
 
 UNSURE_BELOW = 0.5  # a top probability under this is a guess more than an answer

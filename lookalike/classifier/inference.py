@@ -1,4 +1,4 @@
-"""A trained classifier in use: probabilities and 32-d embeddings from one forward pass.
+"""A trained classifier in use: probabilities and embeddings from one forward pass.
 
 ``Classifier`` is also an embedder for the shared embedding cache (``model_id``, ``prepare``, ``embed``).
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.classifier.model import (
-    EMBEDDING_DIM,
     EMBEDDING_LAYER,
     MODEL_FILE,
     ClassifierError,
@@ -27,7 +26,8 @@ from lookalike.core.progress import Progress
 
 
 class Classifier:
-    """A trained model: probabilities and 32-d embeddings, from one forward pass.
+    """A trained model: probabilities and embeddings (32-d for EfficientNetB0, 1,280-d for Lite0), from one
+    forward pass.
 
     It is also an embedder for :func:`lookalike.core.cache.embed_with_cache`: ``model_id`` includes a hash of
     the model file, ``prepare`` turns a photo into the network's input and ``embed`` returns embeddings.
@@ -44,6 +44,7 @@ class Classifier:
         count_load("classifier")
         model = keras.saving.load_model(path, compile=False)
         self.model = keras.Model(model.inputs, [model.get_layer(EMBEDDING_LAYER).output, model.outputs[0]])
+        self.embedding_dim = int(self.model.outputs[0].shape[-1])
         self.classes: list[str] = list(self.metadata["classes"])
         self.input_size = int(self.metadata["input_size"])
         self.preprocessing = str(self.metadata.get("preprocessing", "photo"))
@@ -55,14 +56,14 @@ class Classifier:
         return prepare_image(image, self.preprocessing, self.input_size)
 
     def run(self, inputs: Sequence[np.ndarray] | np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings (n, 32) and probabilities (n, classes) of prepared inputs.
+        """Embeddings (n, embedding_dim) and probabilities (n, classes) of prepared inputs.
 
         With ``flip_average`` (the default) each input and its mirror image go through the network in
         the same batch and their outputs are averaged: garments are left-right symmetric classes.
         """
         batch = np.asarray(inputs, dtype=np.float32)
         if len(batch) == 0:
-            return np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros((0, len(self.classes)), np.float32)
+            return np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, len(self.classes)), np.float32)
         embeddings, probabilities = [], []
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
@@ -133,7 +134,7 @@ class InputEmbedder:
 def dataset_embeddings(
     classifier: Classifier, inputs: np.ndarray, progress: Progress | None = None
 ) -> np.ndarray:
-    """32-d embeddings of dataset inputs, through the shared on-disk embedding cache."""
+    """Embeddings of dataset inputs, through the shared on-disk embedding cache."""
     keys = [array_key(image) for image in inputs]
     return embed_with_cache(
         keys, lambda i: inputs[i], InputEmbedder(classifier), batch_size=256, progress=progress

@@ -4,13 +4,14 @@ Fashion-MNIST model's accuracy on real photos of the classes both datasets share
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lookalike.classifier.inference import Classifier
-from lookalike.classifier.model import CONFUSION_FILE, EVALUATION_FILE
+from lookalike.classifier.model import CONFUSION_FILE, EVALUATION_FILE, ClassifierError
 from lookalike.classifier.storage import read_metadata, write_metadata
 from lookalike.core.files import atomic_path, write_text_atomic
 from lookalike.core.images import list_images, load_image
@@ -23,11 +24,45 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n: int) -> np.nda
     return matrix
 
 
-def evaluate(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix on prepared inputs."""
+def evaluate(
+    classifier: Classifier, images: np.ndarray, labels: np.ndarray, subsets: Sequence[Sequence[str]] = ()
+) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on prepared inputs.
+
+    Each of ``subsets`` (lists of class names) is also scored on its own: the images of those classes, with
+    the answer picked among those classes only (the model used as a smaller classifier), and among all.
+    """
     probabilities = classifier.predict_proba(images)
     report = report_from(classifier.classes, labels, probabilities.argmax(axis=1))
-    return {**report, "flip_average": classifier.flip_average}
+    scored = [subset_report(classifier.classes, labels, probabilities, subset) for subset in subsets]
+    return {**report, "flip_average": classifier.flip_average, **({"subsets": scored} if scored else {})}
+
+
+def subset_report(
+    classes: list[str], labels: np.ndarray, probabilities: np.ndarray, subset: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy on the images of ``subset``'s classes, choosing among them only, and among all classes."""
+    lower = {name.lower(): index for index, name in enumerate(classes)}
+    missing = [name for name in subset if name.lower() not in lower]
+    if missing:
+        raise ClassifierError(f"The model has no class {', '.join(missing)} (classes: {', '.join(classes)}).")
+    chosen = np.array(sorted({lower[name.lower()] for name in subset}))
+    rows = np.isin(labels, chosen)
+    truth = np.asarray(labels)[rows]
+    among_subset = chosen[probabilities[rows][:, chosen].argmax(axis=1)]
+    among_all = probabilities[rows].argmax(axis=1)
+    return {
+        "classes": [classes[i] for i in chosen],
+        "count": int(rows.sum()),
+        "accuracy": float(np.mean(among_subset == truth)) if rows.any() else 0.0,
+        "accuracy_among_all_classes": float(np.mean(among_all == truth)) if rows.any() else 0.0,
+    }
+
+
+def split_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy, count and per-class recall of another split, to keep beside the test report."""
+    recall = {row["class"]: row["recall"] for row in report["per_class"]}
+    return {"accuracy": report["accuracy"], "count": report["count"], "recall": recall}
 
 
 def report_from(classes: list[str], truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -58,6 +93,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"{row['class']:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}"
             f"{row['f1']:>10.3f}{row['support']:>10d}"
         )
+    if "validation" in report:
+        lines.insert(1, f"validation accuracy: {report['validation']['accuracy']:.4f} "
+                        f"on {report['validation']['count']} images")
+    for subset in report.get("subsets", []):
+        lines.append(f"\n{len(subset['classes'])} classes ({', '.join(subset['classes'])}): accuracy "
+                     f"{subset['accuracy']:.4f} choosing among them, {subset['accuracy_among_all_classes']:.4f} "
+                     f"among all {len(report['classes'])}, on their {subset['count']} test images")
     lines += ["", "confusion matrix (rows: true, columns: predicted)"]
     short = [c[:6] for c in report["classes"]]
     lines.append(" " * width + "".join(f"{s:>7}" for s in short))
@@ -100,6 +142,8 @@ def write_evaluation(folder: Path, report: dict[str, Any]) -> None:
     plot_confusion(report, folder / CONFUSION_FILE)
     metadata = read_metadata(folder)
     metadata["test_accuracy"] = round(report["accuracy"], 4)
+    if "validation" in report:
+        metadata["validation_accuracy"] = round(report["validation"]["accuracy"], 4)
     metadata["flip_average"] = bool(report.get("flip_average", True))
     write_metadata(folder, metadata)
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lookalike.classifier.model import BACKBONE, METADATA_FILE, MODEL_FILE, ClassifierError
+from lookalike.classifier.backbones import NAMES as BACKBONE_NAMES
+from lookalike.classifier.model import METADATA_FILE, MODEL_FILE, ClassifierError
 from lookalike.core import settings
 from lookalike.core.files import atomic_path, write_text_atomic
 
@@ -38,17 +39,27 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
         raise ClassifierError(f"{path} is damaged ({error}).") from error
 
 
+DEFAULT_MODEL = "clothing-photos-lite0"  # the shipped photo model: first in every list when it is there
+
+
+def on_random_weights(metadata: dict[str, Any]) -> bool:
+    """Whether a model was trained on a randomly initialised pretrained backbone (LOOKALIKE_WEIGHTS=random):
+    its predictions are placeholders. Models trained from scratch, or on real ImageNet weights, are real."""
+    return metadata.get("weights") == "random"
+
+
 def list_models(models_dir: str | Path | None = None) -> list[Path]:
-    """Model folders (with ``model.keras`` and classifier metadata), newest first."""
+    """Model folders (with ``model.keras`` and classifier metadata): the shipped photo model, then newest first."""
     folders = []
     for folder in sorted(Path(models_dir or settings.MODELS_DIR).glob("*/")):
         if (folder / MODEL_FILE).is_file() and (folder / METADATA_FILE).is_file():
             try:
-                if read_metadata(folder).get("backbone") == BACKBONE:
+                if read_metadata(folder).get("backbone") in BACKBONE_NAMES:
                     folders.append(folder)
             except ClassifierError:
                 continue
-    return sorted(folders, key=lambda f: (f / MODEL_FILE).stat().st_mtime, reverse=True)
+    newest = sorted(folders, key=lambda f: (f / MODEL_FILE).stat().st_mtime, reverse=True)
+    return sorted(newest, key=lambda f: f.name != DEFAULT_MODEL)  # stable: the rest stay newest first
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from lookalike.classifier.describe import (
-    knowledge_line,
-    missing_kinds,
-    runs_on_random_weights,
-    trained_on,
-    unsure_message,
-)
+from lookalike.classifier.describe import knowledge_line, missing_kinds, trained_on, unsure_message
 
 FASHION_MNIST = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                  "Ankle boot"]
@@ -42,9 +36,3 @@ def test_unsure_below_one_half():
     assert unsure_message(0.9) is None and unsure_message(0.5) is None
     assert "unsure" in unsure_message(0.31) and "31.0%" in unsure_message(0.31)
 
-
-def test_only_a_model_trained_on_a_random_backbone_runs_on_random_weights():
-    assert runs_on_random_weights({"weights": "random"})
-    assert not runs_on_random_weights({"weights": "scratch"})
-    assert not runs_on_random_weights({"weights": "imagenet"})
-    assert not runs_on_random_weights({})

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from lookalike.classifier.storage import read_metadata
+from lookalike.classifier.storage import on_random_weights, read_metadata
 from tests.apptest import trained_classifier
 from tests.bad_images import bad_inputs
 from tests.e2e.e2e_steps import INDEX_TIMEOUT_MS, no_exception, open_tool, screenshot, upload, wait_idle
@@ -39,7 +39,12 @@ def test_classifier_shows_class_probabilities_and_map(page: Page, app_server: st
     assert name in classes and 0 < float(percent) <= 100, (name, percent)
     expect(main.get_by_text("Your image", exact=True)).to_be_visible()
     expect(main.get_by_text("What the model sees", exact=True)).to_be_visible()
-    expect(page.get_by_test_id("stAlertContentWarning").filter(has_text="random weights").first).to_be_visible()
+    banner = page.get_by_test_id("stAlertContentWarning").filter(has_text="random weights")
+    if on_random_weights(read_metadata(trained_classifier())):
+        expect(banner.first).to_be_visible()
+    else:  # the shipped models are real, even when the app runs with LOOKALIKE_WEIGHTS=random
+        expect(banner).to_have_count(0)
+        expect(main.get_by_text(trained_classifier().name).first).to_be_visible()
 
     charts = page.get_by_test_id("stPlotlyChart")
     expect(charts).to_have_count(2, timeout=INDEX_TIMEOUT_MS)  # the probabilities, and the embedding map
