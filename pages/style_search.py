@@ -24,6 +24,7 @@ from lookalike.style.choice import UnknownStyleModel, requested_style_model
 from lookalike.style.choice import load_style_model as choose_and_load_style_model
 from lookalike.style.vectors import StyleModel
 from lookalike.ui import common as ui
+from lookalike.ui.failures import remembered_load, try_again_button
 from lookalike.ui.maps import map_figure
 from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section, use_style
 
@@ -267,9 +268,11 @@ def main() -> None:
     st.title(":material/palette: Style Search")
     choice = choose_collection()
     try:
-        model = load_style_model(requested_style_model(get_settings().style_model))
+        requested = requested_style_model(get_settings().style_model)
+        model = remembered_load(f"style-model-{requested}", lambda: load_style_model(requested), WeightsUnavailable)
     except WeightsUnavailable as error:
         ui.weights_error(error)
+        try_again_button(f"style-model-{requested}")
         return
     except (BundledModelBroken, UnknownStyleModel) as error:
         st.error(str(error), icon=":material/key_off:")

@@ -32,11 +32,13 @@ from lookalike.style.transfer import (
 )
 from lookalike.style.transfer_model import TransferModel
 from lookalike.ui.common import UPLOAD_TYPES, button_with_reason, decode_bytes, forget, read_upload
+from lookalike.ui.failures import remembered_failure, remembered_load, try_again_button
 
 PRESET_KEY = "style_transfer_style"  # a path, set by "Use this style" on a search result
 SOURCE_KEY = "style_transfer_source"  # the "Style from" radio
 PICKED_KEY = "style_transfer_source_picked"  # the source a person chose (not one left over when options changed)
 RESULT_KEY = "style_transfer_result"
+MODEL_KEY = "style-transfer-model"  # its load failures are remembered under this key (lookalike.ui.failures)
 MAX_CONCURRENT = 1  # transfers that may run at once in this process (each one uses every core)
 THUMBNAIL = 200  # px, the chosen painting and photo
 PREVIEW_EVERY_S = 0.5  # the live preview is redrawn at most this often
@@ -73,6 +75,10 @@ def render_style_transfer_section(
         _show(photo_image, photo_name)
     options = _pick_options()
     reason = _not_ready(style_image, photo_image)
+    if remembered_failure(MODEL_KEY) is not None:  # VGG19's weights failed to load: say so once, offer a retry
+        st.error(str(remembered_failure(MODEL_KEY)), icon=":material/key_off:")
+        try_again_button(MODEL_KEY)
+        reason = "VGG19 could not be loaded (see above)."
     if button_with_reason("Apply style", reason, type="primary", key="style_transfer_apply"):
         _apply(photo_image, style_image, options, f"{Path(photo_name).stem} in the style of {style_name}")
     _show_result()
@@ -174,9 +180,10 @@ def _apply(photo: np.ndarray, style: np.ndarray, options: dict, caption: str) ->
     """Run one transfer with a progress bar and live previews; keep the result in the session."""
     st.session_state.pop(RESULT_KEY, None)
     try:
-        model = shared_transfer_model(weights_label())
+        model = remembered_load(MODEL_KEY, lambda: shared_transfer_model(weights_label()), WeightsUnavailable)
     except WeightsUnavailable as error:
-        st.error(str(error))
+        st.error(str(error), icon=":material/key_off:")
+        try_again_button(MODEL_KEY)
         return
     bar = st.progress(0.0, text="Waiting for a free slot…")
     preview = st.empty()

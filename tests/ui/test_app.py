@@ -69,6 +69,7 @@ def test_home_page_markdown_has_no_nested_backticks(monkeypatch, tmp_path):
 
 def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_path):
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", "vgg19")  # "auto" would fall back to the bundled Lite0
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
     monkeypatch.setenv("LOOKALIKE_MIRROR", "")
