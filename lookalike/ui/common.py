@@ -81,6 +81,18 @@ def button_with_reason(label: str, reason: str | None, **kwargs) -> bool:
     return clicked
 
 
+def image_rows(images: Sequence[np.ndarray], width: int, most_per_row: int = 8) -> None:
+    """Images in rows of equal length (12 as 6 + 6, never 7 + 5 or a browser's 7 + 1), each at ``width`` px or
+    its column's width, whichever is smaller."""
+    if not len(images):
+        return
+    rows = -(-len(images) // most_per_row)
+    per_row = -(-len(images) // rows)
+    for start in range(0, len(images), per_row):
+        for column, image in zip(st.columns(per_row), images[start : start + per_row], strict=False):
+            column.image(image, width=width)
+
+
 def forget(*keys: str) -> None:
     """An uploader's ``on_change``: choosing another file drops the results of the previous one, which
     would otherwise stand under the new image as if they were its own."""
