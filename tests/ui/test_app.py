@@ -67,9 +67,10 @@ def test_home_page_markdown_has_no_nested_backticks(monkeypatch, tmp_path):
             assert code_spans_are_whole(text), text
 
 
-def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_path):
+def open_style_page_offline(monkeypatch, tmp_path, style_model: str) -> AppTest:
+    """The Style Search page with ImageNet weights asked for, none on disk, and no network."""
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", "imagenet")
-    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", "vgg19")  # "auto" would fall back to the bundled Lite0
+    monkeypatch.setenv("LOOKALIKE_STYLE_MODEL", style_model)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
     monkeypatch.setenv("LOOKALIKE_MIRROR", "")
@@ -87,6 +88,19 @@ def test_style_page_without_weights_shows_one_clear_message(monkeypatch, tmp_pat
     finally:
         st.cache_resource.clear()
     assert not app.exception
+    return app
+
+
+def test_style_page_without_vgg19_weights_shows_one_clear_message(monkeypatch, tmp_path):
+    app = open_style_page_offline(monkeypatch, tmp_path, "vgg19")
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]
     assert "models/" in errors[0]
+
+
+def test_style_page_on_auto_falls_back_to_the_bundled_model(monkeypatch, tmp_path):
+    app = open_style_page_offline(monkeypatch, tmp_path, "auto")
+    assert not app.error
+    notes = [i.value for i in app.info if "EfficientNet-Lite0" in i.value]
+    assert len(notes) == 1 and "VGG19's ImageNet weights are not available" in notes[0]
+    assert not any(w.value.startswith("Running on **random weights**") for w in app.warning)
