@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import image_search
+from lookalike.core.cache import EmbeddingCache
 from lookalike.core.vectors import retrieval_metrics
 from lookalike.core.weights import WeightsUnavailable
 from lookalike.search.folders import index_folder
@@ -29,14 +30,18 @@ def test_bundled_lite0_finds_real_style_matches(lite0_model, tmp_path):
     assert "lite0-gram" in collection.model_id and "sha256:" in collection.model_id
 
 
-def test_each_network_keeps_its_own_cache(lite0_model, style_model, copy_paintings):
+def test_each_network_keeps_its_own_cache(lite0_model, style_model, copy_paintings, cache_root):
     folder = copy_paintings(slice(0, 4), name="two-models")
-    with_lite0 = index_folder(folder, lite0_model)
-    with_vgg19 = index_folder(folder, style_model)
+
+    def index(model):  # one fresh cache folder for both networks (other tests index these paintings too)
+        return index_folder(folder, model, cache=EmbeddingCache(model.model_id, root=cache_root))
+
+    with_lite0 = index(lite0_model)
+    with_vgg19 = index(style_model)
     assert with_lite0.model_id != with_vgg19.model_id
     assert with_vgg19.stats.new == 4 and with_vgg19.stats.reused == 0  # nothing taken from the Lite0 entries
     assert not np.allclose(with_lite0.vectors, with_vgg19.vectors)
-    assert index_folder(folder, lite0_model).stats.reused == 4
+    assert index(lite0_model).stats.reused == 4
 
 
 def test_auto_keeps_vgg19_when_its_weights_load(monkeypatch):
