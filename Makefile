@@ -36,11 +36,12 @@ test: $(VENV)/.dev .apt-stamp
 	$(BIN)/lint-imports
 	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest
 
-# The unit tier: no browser, no training, no whole-corpus page runs (markers e2e and slow); under 2 minutes.
+# The unit tier: no browser, no training, no whole-corpus page runs, no Milvus or Ray servers
+# (markers e2e, slow and servers); under 2 minutes.
 test-fast: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest -m "not e2e and not slow"
+	LOOKALIKE_WEIGHTS=random $(BIN)/python -m pytest -m "not e2e and not slow and not servers"
 
 # ruff, and the architecture's import rules (contracts in pyproject.toml).
 lint: $(VENV)/.dev

@@ -3,7 +3,8 @@
     image file -> load_image -> embedder.prepare -> embedder.embed(batch)
                -> EmbeddingCache (content hash + model id) -> index -> top-k -> page
 
-    python image_search.py index [FOLDER] [--model auto|vgg19|lite0] [--backend exact|faiss|milvus] [--engine local|ray]
+    python image_search.py index [FOLDER] [--model auto|vgg19|lite0] [--backend exact|faiss|milvus [--milvus-uri URI]]
+                                 [--engine local|ray [--ray-address ADDRESS] [--ray-token-file FILE]]
     python image_search.py search IMAGE [--folder F] [-k N] [--model auto|vgg19|lite0]
     python image_search.py evaluate FOLDER [--csv labels.csv] [--model auto|vgg19|lite0]
     python image_search.py download images-by-style
@@ -21,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lookalike.core import backends
-from lookalike.core.backends import positional_index
+from lookalike.core.backends import BackendError, positional_index
+from lookalike.core.backends.milvus_index import check_server, check_uri, is_server
 from lookalike.core.cache import Embedder, EmbeddingCache, array_key, embed_with_cache, model_key
 from lookalike.core.downloads import DownloadError
 from lookalike.core.files import FolderError
@@ -77,19 +79,30 @@ def _index_with_engine(args: argparse.Namespace) -> Collection:
         return index_folder(args.folder, embedder, progress=progress)
     factory = functools.partial(StyleModel.load, embedder.config)
     return ray_engine.index_folder_ray(args.folder, factory, embedder.model_id, address=args.ray_address,
-                                       progress=progress)
+                                       token_file=args.ray_token_file, progress=progress)
+
+
+def _check_milvus_first(args: argparse.Namespace) -> None:
+    """A Milvus server that does not answer is reported before the embedding starts, not after an hour of it."""
+    if getattr(args, "backend", None) == "milvus" and args.milvus_uri:
+        uri = check_uri(args.milvus_uri)  # "host:19530" without a scheme is refused here, not after embedding
+        if is_server(uri):
+            check_server(uri)
 
 
 def _backend_index(args: argparse.Namespace, collection: Collection) -> backends.VectorIndex | None:
     if not getattr(args, "backend", None) or len(collection) == 0:
         return None
-    options = {"uri": args.milvus_uri} if args.backend == "milvus" and args.milvus_uri else {}
+    options = {"uri": args.milvus_uri, "collection": args.milvus_collection} if args.backend == "milvus" else {}
     index = sync_index(collection, args.backend, **options)
     print(f"{args.backend} index of {len(index)} vectors at {index_location(collection, args.backend)}")
     return index
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    _check_milvus_first(args)
+    if args.engine == "ray" and args.ray_address:  # join first: a wrong address or token fails before the model loads
+        ray_engine.connect(args.ray_address, token_file=args.ray_token_file)
     collection = _index_with_engine(args)
     _backend_index(args, collection)
     stats = collection.stats
@@ -142,7 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = commands.add_parser("index", help="embed a folder (incrementally) and cache the vectors")
     index.add_argument("folder", nargs="?", default=str(DEFAULT_COLLECTION))
     index.add_argument("--engine", choices=["local", "ray"], default="local", help="embed here, or with Ray Data")
-    index.add_argument("--ray-address", help="a Ray cluster address (default: a local Ray instance)")
+    index.add_argument("--ray-address", help="a Ray cluster: ray://HEAD:10001, or HEAD:6379 on one of its nodes "
+                       "(default: a local Ray instance)")
+    index.add_argument("--ray-token-file", help="the cluster's token file, when it uses token authentication "
+                       "(or set RAY_AUTH_TOKEN)")
     search = commands.add_parser("search", help="rank a folder by style similarity to an image")
     search.add_argument("image")
     search.add_argument("--folder", default=str(DEFAULT_COLLECTION))
@@ -156,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "weights load, else the bundled EfficientNet-Lite0)")
     for command in (index, search):
         command.add_argument("--backend", choices=sorted(backends.BACKENDS), help="also keep a saved index")
-        command.add_argument("--milvus-uri", help="Milvus server URI or Milvus Lite file (default: next to the cache)")
+        command.add_argument("--milvus-uri", help="Milvus server URI (http://HOST:19530) or Milvus Lite .db file "
+                             "(default: the last one used for this folder, else a .db next to the cache)")
+        command.add_argument("--milvus-collection", help="the collection's name (default: one per folder and model)")
     download = commands.add_parser("download", help="fetch a sample collection (honours LOOKALIKE_MIRROR)")
     download.add_argument("name", choices=["images-by-style"])
     download.add_argument("--to", default=str(DEFAULT_COLLECTION))
@@ -164,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"index": _cmd_index, "search": _cmd_search, "evaluate": _cmd_evaluate, "download": _cmd_download}
     try:
         return handlers[args.command](args)
-    except (ImageError, FolderError, DownloadError, WeightsUnavailable, BundledModelBroken, UnknownStyleModel) as error:
+    except (ImageError, FolderError, DownloadError, WeightsUnavailable, BundledModelBroken, UnknownStyleModel,
+            BackendError, ray_engine.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -102,3 +102,21 @@ def mirror_server():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def milvus_server():
+    """A real Milvus standalone server (PyPI ``milvus``), a separate process on a free loopback port with its
+    own folder; always stopped by its process id. Tests that kill it restart it on the same port."""
+    pytest.importorskip("milvus", reason="the milvus package (requirements-scale.txt) runs the server")
+    from tests.servers import start_milvus
+
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-milvus-"))
+    server = None
+    try:
+        server = start_milvus(folder / "server", folder / "binaries")
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

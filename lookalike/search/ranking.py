@@ -51,19 +51,24 @@ def index_location(collection: Collection, backend: str) -> Path:
 
 
 def sync_index(
-    collection: Collection, backend: str = "exact", location: Path | None = None, **options
+    collection: Collection, /, backend: str = "exact", location: Path | None = None, **options
 ) -> backends.VectorIndex:
     """Open the collection's saved ``backend`` index (or make one), add new vectors, drop gone ones, save.
 
     Ids are derived from content keys, so only changed images are added or removed: nothing is rebuilt.
+    ``options`` go to the backend (for milvus: ``uri``, ``collection``, ...; unset ones keep the saved ones).
     """
     location = location or index_location(collection, backend)
     ids, first = np.unique(backends.keys_to_ids(collection.keys), return_index=True)
     dim = collection.vectors.shape[1]
+    saved = (location / backends.META_FILE).exists() and backends.read_meta(location)["dim"] == dim
     if backend == "milvus":
-        options.setdefault("uri", str(location / "milvus.db"))
-        options.setdefault("collection", "lookalike_" + location.name.replace("-", "_"))
-    if (location / backends.META_FILE).exists() and backends.read_meta(location)["dim"] == dim:
+        options = {key: value for key, value in options.items() if value}  # unset CLI options keep the saved ones
+        if not saved:
+            options.setdefault("uri", str(location / "milvus.db"))
+            options.setdefault("collection", "lookalike_" + location.name.replace("-", "_"))
+        options["model_id"] = collection.model_id  # a collection of another model is refused, never mixed
+    if saved:
         index = backends.load_index(location, **options)
     else:
         if backend == "faiss":

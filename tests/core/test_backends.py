@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +46,18 @@ BACKEND_CASES = [
         "milvus", {}, id="milvus-lite",
         marks=pytest.mark.skipif(not HAS_MILVUS_LITE, reason="pymilvus and milvus-lite are not installed"),
     ),
+    pytest.param("milvus", {"server": True}, id="milvus-server", marks=pytest.mark.servers),
 ]
 
 
-def make(name: str, options: dict, tmp_path: Path, dim: int = DIM) -> index_backends.VectorIndex:
-    if name == "milvus":
+def make(name: str, options: dict, tmp_path: Path, request: pytest.FixtureRequest) -> index_backends.VectorIndex:
+    """A new index; ``{"server": True}`` is a fresh collection on the session's real Milvus server."""
+    if name == "milvus" and options.get("server"):
+        uri = request.getfixturevalue("milvus_server").uri
+        options = {"uri": uri, "collection": f"test_{uuid.uuid4().hex[:12]}"}
+    elif name == "milvus":
         options = {"uri": str(tmp_path / "milvus.db"), "collection": "test_vectors", **options}
-    return index_backends.make_index(name, dim, **options)
+    return index_backends.make_index(name, DIM, **options)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +82,8 @@ def test_exact_agrees_with_numpy_top_k(data):
 
 
 @pytest.mark.parametrize(("name", "options"), BACKEND_CASES)
-def test_backend_matches_exact(name, options, data, tmp_path):
-    index = make(name, options, tmp_path)
+def test_backend_matches_exact(name, options, data, tmp_path, request):
+    index = make(name, options, tmp_path, request)
     index.add(data["ids"], data["vectors"])
     assert len(index) == len(data["ids"])
     found, scores = index.search(data["queries"], 10)
@@ -92,9 +98,9 @@ def test_backend_matches_exact(name, options, data, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "options"), BACKEND_CASES)
-def test_add_remove_save_load_round_trip(name, options, data, tmp_path):
+def test_add_remove_save_load_round_trip(name, options, data, tmp_path, request):
     ids, vectors, query = data["ids"][:600], data["vectors"][:600], data["vectors"][7]
-    index = make(name, options, tmp_path)
+    index = make(name, options, tmp_path, request)
     index.add(ids[:500], vectors[:500])
     index.add(ids[500:], vectors[500:])
     assert len(index) == 600

@@ -144,7 +144,7 @@ def test_cli_download_honours_the_mirror_variable(tmp_path, mirror_server, monke
 
 
 def test_cli_index_and_search_print_counts_and_ranks(folder, capsys, monkeypatch):
-    monkeypatch.setattr(image_search, "default_embedder", GridEmbedder)
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder())
     assert image_search.main(["index", str(folder)]) == 0
     assert "8 new, 0 reused, 0 removed" in capsys.readouterr().out
     assert image_search.main(["index", str(folder)]) == 0
@@ -156,13 +156,13 @@ def test_cli_index_and_search_print_counts_and_ranks(folder, capsys, monkeypatch
 
 
 def test_cli_reports_missing_folder_without_traceback(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(image_search, "default_embedder", GridEmbedder)
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder())
     assert image_search.main(["index", str(tmp_path / "gone")]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_cli_evaluate_prints_metrics(folder, capsys, monkeypatch):
-    monkeypatch.setattr(image_search, "default_embedder", GridEmbedder)
+    monkeypatch.setattr(image_search, "default_embedder", lambda _choice=None: GridEmbedder())
     assert image_search.main(["evaluate", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "8 labelled images, 2 labels" in out and "P@5" in out and "mAP" in out

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.core.backends.base import META_FILE, VectorIndex, key_to_id, keys_to_ids, read_meta
+from lookalike.core.backends.base import (
+    META_FILE,
+    BackendError,
+    VectorIndex,
+    key_to_id,
+    keys_to_ids,
+    read_meta,
+)
 from lookalike.core.backends.exact import ExactIndex
 from lookalike.core.backends.faiss_index import HNSW_LIMIT, FaissIndex, choose_faiss_kind, choose_nlist
 from lookalike.core.backends.milvus_index import MilvusIndex
@@ -21,9 +28,9 @@ EXACT_LIMIT = 100_000  # above this, exact search costs more than ~10 ms a query
 FAISS_LIMIT = 100_000_000  # above this, one machine's memory is not enough: use milvus
 
 __all__ = [
-    "BACKENDS", "EXACT_LIMIT", "FAISS_LIMIT", "HNSW_LIMIT", "META_FILE", "ExactIndex", "FaissIndex", "MilvusIndex",
-    "VectorIndex", "choose_backend", "choose_faiss_kind", "choose_nlist", "key_to_id", "keys_to_ids", "load_index",
-    "make_index", "positional_index", "read_meta",
+    "BACKENDS", "EXACT_LIMIT", "FAISS_LIMIT", "HNSW_LIMIT", "META_FILE", "BackendError", "ExactIndex", "FaissIndex",
+    "MilvusIndex", "VectorIndex", "choose_backend", "choose_faiss_kind", "choose_nlist", "key_to_id", "keys_to_ids",
+    "load_index", "make_index", "positional_index", "read_meta",
 ]
 
 BACKENDS: dict[str, type[VectorIndex]] = {"exact": ExactIndex, "faiss": FaissIndex, "milvus": MilvusIndex}

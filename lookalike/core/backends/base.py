@@ -27,6 +27,11 @@ from lookalike.core.vectors import normalize
 META_FILE = "index.json"
 
 
+class BackendError(Exception):
+    """A backend cannot do its work: a server that does not answer, a wrong URI, a collection that holds
+    another model's vectors. The message is written for the user; the local cache is never touched."""
+
+
 def key_to_id(key: str) -> int:
     """A stable non-negative int64 id for a string key (content hash or path): 63 bits of its SHA-256."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
