@@ -25,11 +25,14 @@ from lookalike.style.choice import load_style_model as choose_and_load_style_mod
 from lookalike.style.vectors import StyleModel
 from lookalike.style.vgg19 import WEIGHTS_KEY
 from lookalike.ui import common as ui
+from lookalike.ui.failures import remembered_load
 from lookalike.ui.maps import map_figure
-from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section
+from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section, use_style
 
 OTHER_FOLDER = "Another folder…"
 MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hover text instead of thumbnails
+TABS = ("Search by style", "Apply a style to your photo")
+TAB_KEY = "style_search_tab"  # the open tab; "Use this style" switches it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +157,8 @@ def show_collection_summary(collection: Collection) -> None:
 
 def search_form(model, collection: Collection) -> None:
     """Uploader, k slider and the search button; runs the model only when the button is clicked."""
-    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query")
+    uploaded = st.file_uploader("Upload a reference image", type=ui.UPLOAD_TYPES, key="style_query",
+                                on_change=ui.forget, args=("style_search",))
     most = min(24, len(collection))  # a slider needs min < max: one image means one result
     k = st.slider("Number of results (k)", 1, most, min(6, most)) if most > 1 else 1
     if st.button("Search for Similar Images", type="primary"):
@@ -201,10 +205,14 @@ def show_results(collection: Collection, search: dict, captions: dict[str, str])
                     continue
                 st.image(thumb, caption=f"#{result.rank} · similarity {result.score:.3f}")
                 st.caption(caption_for(result.path, captions))
-                if st.button("Use this style", key=f"use_style_{result.rank}",
-                             help="Apply this painting's style to your photo (tab above)"):
-                    st.session_state[PRESET_KEY] = str(result.path)
-                    st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+                st.button("Use this style", key=f"use_style_{result.rank}", on_click=use_this_style,
+                          args=(str(result.path),), help="Apply this painting's style to your photo")
+
+
+def use_this_style(path: str) -> None:
+    """Select the painting in the transfer tab's "Style from", and open that tab."""
+    use_style(path)
+    st.session_state[TAB_KEY] = TABS[1]
 
 
 def show_style_map(collection: Collection, search: dict | None, captions: dict[str, str]) -> None:
@@ -239,7 +247,7 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str | None]:
 def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) -> None:
     choices = [(caption_for(p, captions), p) for p in collection.paths] if collection else []
     preset = st.session_state.get(PRESET_KEY)
-    render_style_transfer_section(choices, Path(preset) if preset else None)
+    render_style_transfer_section(choices, Path(preset) if preset else None, weights_banner=False)
 
 
 def vgg19_weights_label(choice: str) -> str:
@@ -267,23 +275,31 @@ def model_line(model: StyleModel, choice: str) -> None:
                "Gram-matrix style vectors.")
 
 
+def random_weight_parts(model: StyleModel) -> list[str]:
+    """What runs on random weights on this page: VGG19, in the search when it is the style model, and always in
+    the style transfer. The bundled EfficientNet-Lite0 has real weights."""
+    if not get_settings().random_weights:
+        return []
+    return (["style search"] if model.backbone_name == VGG19 else []) + ["style transfer"]
+
+
 def main() -> None:
     st.title(":material/palette: Style Search")
     choice = choose_collection()
     try:
-        style_choice = requested_style_model(get_settings().style_model)
-        model = load_style_model(style_choice, vgg19_weights_label(style_choice))
+        requested = requested_style_model(get_settings().style_model)
+        model = remembered_load(f"style-model-{requested}",
+                                lambda: load_style_model(requested, vgg19_weights_label(requested)), WeightsUnavailable)
     except WeightsUnavailable as error:
-        ui.weights_error(error, WEIGHTS_KEY)
+        ui.weights_error(error, WEIGHTS_KEY)  # with its "Try again"
         return
     except (BundledModelBroken, UnknownStyleModel) as error:
         st.error(str(error), icon=":material/key_off:")
         return
-    model_line(model, style_choice)
-    if model.backbone_name == VGG19:
-        ui.random_weights_banner(WEIGHTS_KEY)
+    model_line(model, requested)
+    ui.random_weights_banner(random_weight_parts(model))
     collection = get_collection(choice, model) if choice else None
-    search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
+    search_tab, transfer_tab = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
     captions = choice.captions if choice else {}
     with search_tab:
         if collection is None:

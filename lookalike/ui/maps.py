@@ -1,8 +1,9 @@
 """The one map figure every page draws: a 2-D embedding map, coloured by category or not, with optional
 thumbnails, and the user's image as a star on top of everything.
 
-Thumbnails are layout images drawn *below* the traces, so the star (a trace with a high ``zorder``) is
-never hidden under them. plotly is imported here only, when a map is drawn.
+Thumbnails are layout images drawn *below* the traces, and the star is the last trace, so it is drawn above
+every thumbnail and every dot. No trace sets ``zorder``: plotly.js then moves the traces to overlay subplots and
+stops drawing layout images on the axes (the thumbnails vanish). plotly is imported here only, when a map is drawn.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-QUERY_ZORDER = 100  # above every other trace
 COLLECTION_COLOUR = "#9c89b8"
 STAR = {"size": 22, "symbol": "star", "color": "#e63946", "line": {"width": 2, "color": "white"}}
 
@@ -53,10 +53,10 @@ def map_figure(
         ))  # fmt: skip
     if thumbnails is not None:
         add_thumbnails(figure, coords, thumbnails)
-    if query is not None:
+    if query is not None:  # the last trace, so drawn on top of everything
         figure.add_trace(go.Scatter(
             x=[query[0]], y=[query[1]], mode="markers+text", name=query_name, text=[query_name],
-            textposition="top center", hoverinfo="name", marker=STAR, zorder=QUERY_ZORDER,
+            textposition="top center", hoverinfo="name", marker=STAR,
         ))  # fmt: skip
     figure.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 30 if title else 10, "b": 0}, title=title,
