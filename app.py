@@ -62,6 +62,8 @@ def weights_status() -> list[Readiness]:
             fix = (f"put {code(spec.filename)} in {code('models/')} (with internet, "
                    f"{code('python utils.py weights')} fetches it)")
             blocks = vgg19_tools() if spec.key == "vgg19" else ()
+            if blocks and "not downloaded yet" in detail:  # a blocker, not something that happens by itself
+                detail = f"{code(spec.filename)} is in neither {code('models/')} nor the Keras cache"
         else:
             fix = ""
         rows.append(Readiness(f"{spec.model} ImageNet weights ({use})", ready, detail, fix, blocks))

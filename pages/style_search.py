@@ -25,7 +25,6 @@ from lookalike.style.choice import load_style_model as choose_and_load_style_mod
 from lookalike.style.vectors import StyleModel
 from lookalike.style.vgg19 import WEIGHTS_KEY
 from lookalike.ui import common as ui
-from lookalike.ui.failures import remembered_load
 from lookalike.ui.maps import map_figure
 from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section, use_style
 
@@ -288,8 +287,8 @@ def main() -> None:
     choice = choose_collection()
     try:
         requested = requested_style_model(get_settings().style_model)
-        model = remembered_load(f"style-model-{requested}",
-                                lambda: load_style_model(requested, vgg19_weights_label(requested)), WeightsUnavailable)
+        # a failed VGG19 load is remembered by the weights module: reruns show this message without trying again
+        model = load_style_model(requested, vgg19_weights_label(requested))
     except WeightsUnavailable as error:
         ui.weights_error(error, WEIGHTS_KEY)  # with its "Try again"
         return

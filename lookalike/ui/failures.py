@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import streamlit as st
 
+from lookalike.core import weights
+
 T = TypeVar("T")
 
 
@@ -23,10 +25,18 @@ def _failures() -> tuple[dict[str, Exception], threading.Lock]:
 
 
 def remembered_failure(key: str) -> Exception | None:
-    """The error of the last failed load under ``key``, if it has not been retried since."""
+    """The error of the last failed load under ``key``, if it has not been retried since.
+
+    A weights failure is remembered only while the weights module still remembers it under the current settings:
+    a change of settings, or its own retry, makes the next run load again.
+    """
     failures, lock = _failures()
     with lock:
-        return failures.get(key)
+        failed = failures.get(key)
+    if isinstance(failed, weights.WeightsUnavailable) and weights.remembered_failure("vgg19") is None:
+        forget_failure(key)
+        return None
+    return failed
 
 
 def forget_failure(key: str) -> None:
