@@ -17,6 +17,7 @@ from lookalike.core.images import list_images
 from lookalike.core.weights import PUBLISHED
 from lookalike.search.folders import FileHashes
 from lookalike.search.samples import DEFAULT_COLLECTION
+from lookalike.style.backbones import VGG19
 from lookalike.ui.diagnostics import render_diagnostics
 
 PAGES_DIR = Path(__file__).parent / "pages"
@@ -29,21 +30,43 @@ class Readiness:
     item: str
     ready: bool
     detail: str
-    fix: str = ""
+    fix: str = ""  # Markdown, with commands and file names already in `code`
+    blocks: tuple[str, ...] = ()  # the tools that cannot run until it is fixed
+
+
+def code(text: str) -> str:
+    """Inline code in Markdown (one place that adds the backticks, so none is ever nested)."""
+    return f"`{text}`"
+
+
+def vgg19_tools() -> tuple[str, ...]:
+    """What needs VGG19's pretrained weights: the style transfer always; Style Search only when it is asked to run
+    on VGG19 (otherwise it falls back to the bundled EfficientNet-Lite0)."""
+    searches_on_vgg19 = settings.get_settings().style_model.strip().lower() == VGG19
+    return ("Style Search", "style transfer") if searches_on_vgg19 else ("style transfer",)
 
 
 def weights_status() -> list[Readiness]:
-    """One line per ImageNet weights file: where it is, or why it can't be used (nothing is downloaded here)."""
+    """One line per ImageNet weights file: where it is, or why it can't be used (nothing is downloaded here).
+
+    Missing VGG19 weights block the tools that need them; EfficientNetB0's only matter for training photo models
+    on that backbone (the shipped classifiers don't use them).
+    """
     rows = []
     for spec, use in ((PUBLISHED["vgg19"], "style search"), (PUBLISHED["efficientnetb0"], "photo classifiers")):
         ready, detail = weights.status(spec.key)
+        blocks: tuple[str, ...] = ()
         if weights.uses_random(spec.key):
-            fix = "unset LOOKALIKE_WEIGHTS to use ImageNet weights"
-        elif not ready and "not downloaded yet" in detail:
-            fix = "no internet? run `python utils.py weights` where there is, and copy the files into `models/`"
+            fix = f"{code('unset LOOKALIKE_WEIGHTS')} to use ImageNet weights"
+        elif not ready:
+            fix = (f"put {code(spec.filename)} in {code('models/')} (with internet, "
+                   f"{code('python utils.py weights')} fetches it)")
+            blocks = vgg19_tools() if spec.key == "vgg19" else ()
+            if blocks and "not downloaded yet" in detail:  # a blocker, not something that happens by itself
+                detail = f"{code(spec.filename)} is in neither {code('models/')} nor the Keras cache"
         else:
             fix = ""
-        rows.append(Readiness(f"{spec.model} ImageNet weights ({use})", ready, detail, fix))
+        rows.append(Readiness(f"{spec.model} ImageNet weights ({use})", ready, detail, fix, blocks))
     return rows
 
 
@@ -57,7 +80,7 @@ def trained_models_status() -> list[Readiness]:
         ("VAE catalog model", vaes, "python vae.py train --data fashion-mnist|furniture"),
     ):
         if not found:
-            rows.append(Readiness(kind, False, "no trained model in models/", command))
+            rows.append(Readiness(kind, False, f"no trained model in {code('models/')}", code(command)))
         for folder in found:
             rows.append(Readiness(f"{kind}: {folder.name}", True, _metadata_summary(folder / "metadata.json")))
     return rows
@@ -85,10 +108,10 @@ def collection_status() -> Readiness:
     count = sum(1 for _ in list_images(folder)) if folder.is_dir() else 0
     cached = FileHashes(folder.resolve()).path.is_file()
     if count == 0:
-        return Readiness("Style collection", True, "images-by-style/ is empty: the 174 Met paintings are offered",
-                         "python image_search.py download images-by-style")
-    detail = f"images-by-style/: {count} images, " + ("indexed" if cached else "not indexed yet")
-    return Readiness("Style collection", cached, detail, "" if cached else "python image_search.py index")
+        return Readiness("Style collection", True, f"{code('images-by-style/')} is empty: the 174 Met paintings are "
+                         "offered", code("python image_search.py download images-by-style"))
+    detail = f"{code('images-by-style/')}: {count} images, " + ("indexed" if cached else "not indexed yet")
+    return Readiness("Style collection", cached, detail, "" if cached else code("python image_search.py index"))
 
 
 def home() -> None:
@@ -110,8 +133,15 @@ def home() -> None:
     st.subheader("What is ready")
     rows = [*weights_status(), collection_status(), *trained_models_status()]
     for row in rows:
+        if row.blocks:  # a blocker, above the rest
+            tools = " and ".join(row.blocks)
+            st.error(f"**{row.item}**: {row.detail}. {tools[0].upper() + tools[1:]} cannot run until you "
+                     f"{row.fix}, then reload.", icon=":material/block:")
+    for row in rows:
+        if row.blocks:
+            continue
         icon = ":material/check_circle:" if row.ready else ":material/warning:"
-        fix = f" — fix: `{row.fix}`" if row.fix else ""
+        fix = f" — fix: {row.fix}" if row.fix else ""
         st.markdown(f"{icon} **{row.item}**: {row.detail}{fix}")
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lookalike.core.cache import EmbeddingCache  # noqa: E402
-from lookalike.core.weights import weights_label  # noqa: E402
+from lookalike.core.weights import label as weights_label  # noqa: E402
 from lookalike.search.folders import FileHashes  # noqa: E402
 from lookalike.style.vectors import StyleConfig  # noqa: E402
 from tests.servers import start_ray_head  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
         folder.mkdir()
         for path in sorted(PAINTINGS.glob("*.jpg"))[: args.images]:
             shutil.copy(path, folder / path.name)
-        model_id = StyleConfig().model_id(weights_label())
+        model_id = StyleConfig().model_id(weights_label("vgg19"))
         head = start_ray_head(work / "ray", token=secrets.token_hex(16))
         print(f"Ray {ray.__version__}; {args.images} paintings; head with token authentication at "
               f"{head.address} (GCS) and {head.client_address}: ready in {head.started_s:.1f} s")

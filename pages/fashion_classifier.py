@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from lookalike.classifier.data import sample_split
+from lookalike.classifier.describe import knowledge_line, unsure_message
 from lookalike.classifier.inference import Classifier, Prediction, dataset_embeddings, load_classifier
 from lookalike.classifier.model import CONFUSION_FILE, MODEL_FILE, ClassifierError
 from lookalike.classifier.storage import list_models, on_random_weights, read_metadata
@@ -123,7 +124,8 @@ def no_model_section() -> None:
 
 def upload_section(model: Classifier) -> Prediction | None:
     """The uploader, the image, the predicted class and every class probability, sorted."""
-    uploaded = st.file_uploader("Choose an image", type=ui.UPLOAD_TYPES, key="classifier_upload")
+    uploaded = st.file_uploader("Choose an image", type=ui.UPLOAD_TYPES, key="classifier_upload",
+                                on_change=ui.forget, args=("classifier_prediction",))
     if uploaded is None:
         st.caption("Upload a photo of a garment to see what the model thinks it is.")
         return None
@@ -138,6 +140,9 @@ def upload_section(model: Classifier) -> Prediction | None:
     with right:
         name, probability = prediction.ranked()[0]
         st.subheader(f"{name}  ·  {probability:.1%}")
+        st.caption(knowledge_line(model.metadata))
+        if message := unsure_message(probability):
+            st.info(message, icon=":material/help:")
         st.plotly_chart(probability_chart(prediction), width="stretch", key="probabilities")
     return prediction
 
@@ -251,7 +256,7 @@ def main() -> None:
         return
     st.caption(model_line(folder))
     if on_random_weights(read_metadata(folder)):
-        ui.random_weights_banner()
+        ui.random_weights_banner(["this classifier"])
     try:
         model = current_model(folder)
     except ClassifierError as error:

@@ -37,10 +37,12 @@ from lookalike.ui.style_explain import (
     show_breakdown,
     show_references,
 )
-from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section
+from lookalike.ui.transfer_tab import PRESET_KEY, render_style_transfer_section, use_style
 
 OTHER_FOLDER = "Another folder…"
 MAP_THUMBNAIL_LIMIT = 400  # above this many points the map shows dots with hover text instead of thumbnails
+TABS = ("Search by style", "Apply a style to your photo")
+TAB_KEY = "style_search_tab"  # the open tab; "Use this style" switches it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,11 +174,19 @@ def current_trail(collection: Collection) -> Trail:
     return trail
 
 
+def hide_results() -> None:
+    """A new upload clears the results of the previous one (the breadcrumb keeps them)."""
+    trail = st.session_state.get("style_trail")
+    if trail is not None:
+        trail.hide()
+
+
 def search_form(model, collection: Collection, trail: Trail) -> None:
     """Uploader (one image or several), k, emphasis, and the search button; the model runs only on the button."""
     uploaded = st.file_uploader(
         "Upload a reference image, or several", type=ui.UPLOAD_TYPES, key="style_query", accept_multiple_files=True,
         help="Several images search for the style they share: the mean of their style vectors.",
+        on_change=hide_results,
     )  # fmt: skip
     most = min(24, len(collection))  # a slider needs min < max: one image means one result
     size, emphasis = st.columns([2, 3])
@@ -246,6 +256,12 @@ def show_search(collection: Collection, trail: Trail, captions: dict[str, str], 
     return found.results
 
 
+def use_this_style(path: str) -> None:
+    """Select the painting in the transfer tab's "Style from", and open that tab."""
+    use_style(path)
+    st.session_state[TAB_KEY] = TABS[1]
+
+
 def result_card(collection: Collection, trail: Trail, found: ExplainedResults, row: int, captions: dict[str, str],
                 explain: bool) -> None:
     """One result: thumbnail, similarity (the weighted mean of its layers' similarities), caption, why it
@@ -270,10 +286,8 @@ def result_card(collection: Collection, trail: Trail, found: ExplainedResults, r
                   on_click=search_from_item, args=(trail, collection, result.row, label, True),
                   help="Already in the query" if in_query else "Search for the style this painting shares "
                                                                "with the current references")
-        if st.button("Use this style", key=f"use_style_{result.rank}",
-                     help="Apply this painting's style to your photo (tab above)"):
-            st.session_state[PRESET_KEY] = str(result.path)
-            st.toast("Style chosen: open the 'Apply a style to your photo' tab.")
+        st.button("Use this style", key=f"use_style_{result.rank}", on_click=use_this_style,
+                  args=(str(result.path),), help="Apply this painting's style to your photo")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +357,7 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str | None]:
 def style_transfer_tab(collection: Collection | None, captions: dict[str, str]) -> None:
     choices = [(caption_for(p, captions), p) for p in collection.paths] if collection else []
     preset = st.session_state.get(PRESET_KEY)
-    render_style_transfer_section(choices, Path(preset) if preset else None)
+    render_style_transfer_section(choices, Path(preset) if preset else None, weights_banner=False)
 
 
 def vgg19_weights_label(choice: str) -> str:
@@ -371,23 +385,31 @@ def model_line(model: StyleModel, choice: str) -> None:
                "Gram-matrix style vectors.")
 
 
+def random_weight_parts(model: StyleModel) -> list[str]:
+    """What runs on random weights on this page: VGG19, in the search when it is the style model, and always in
+    the style transfer. The bundled EfficientNet-Lite0 has real weights."""
+    if not get_settings().random_weights:
+        return []
+    return (["style search"] if model.backbone_name == VGG19 else []) + ["style transfer"]
+
+
 def main() -> None:
     st.title(":material/palette: Style Search")
     choice = choose_collection()
     try:
-        style_choice = requested_style_model(get_settings().style_model)
-        model = load_style_model(style_choice, vgg19_weights_label(style_choice))
+        requested = requested_style_model(get_settings().style_model)
+        # a failed VGG19 load is remembered by the weights module: reruns show this message without trying again
+        model = load_style_model(requested, vgg19_weights_label(requested))
     except WeightsUnavailable as error:
-        ui.weights_error(error, WEIGHTS_KEY)
+        ui.weights_error(error, WEIGHTS_KEY)  # with its "Try again"
         return
     except (BundledModelBroken, UnknownStyleModel) as error:
         st.error(str(error), icon=":material/key_off:")
         return
-    model_line(model, style_choice)
-    if model.backbone_name == VGG19:
-        ui.random_weights_banner(WEIGHTS_KEY)
+    model_line(model, requested)
+    ui.random_weights_banner(random_weight_parts(model))
     collection = get_collection(choice, model) if choice else None
-    search_tab, transfer_tab = st.tabs(["Search by style", "Apply a style to your photo"])
+    search_tab, transfer_tab = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
     captions = choice.captions if choice else {}
     with search_tab:
         if collection is None:

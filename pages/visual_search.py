@@ -41,6 +41,7 @@ CATALOG_TITLES = {
 DISPLAY_SIZE = {"fashion-mnist": 112, "furniture": 128, CLOTHING_PHOTOS: 128}
 MATCHABLE = {CLOTHING_PHOTOS}  # catalogs whose "Match by" choices were measured (P@10 by class)
 MAP_LIMIT = 2000
+SEARCHABLE_LIMIT = 5000  # From/To lists of larger catalogs (Fashion-MNIST's 60,000) take an item number instead
 STATE_KEY = "vae_page"
 
 
@@ -142,6 +143,12 @@ def state() -> dict[str, Any]:
     return st.session_state.setdefault(STATE_KEY, {})
 
 
+def forget_results() -> None:
+    """The uploader's ``on_change``: a new photo drops every catalog's results for the previous one."""
+    for page in state().values():
+        page.pop("result", None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +171,26 @@ def item_picture(catalog: Catalog, index: int, size: int) -> np.ndarray:
 
 
 def caption_of(catalog: Catalog, index: int) -> str:
+    return item_names(catalog.name)[index]
+
+
+@st.cache_resource(show_spinner=False)
+def item_names(dataset: str) -> list[str]:
+    """One distinct name per catalog item: "Bed (Bedroom)", then "Bed (Bedroom) #2" for the next bed, and so on."""
+    catalog = get_catalog(dataset)
     if catalog.name == "fashion-mnist":
-        return f"{catalog.category(index)} · #{index}"
-    return f"{catalog.captions[index]} ({catalog.category(index)})"
+        return [f"{catalog.category(i)} · #{i}" for i in range(len(catalog))]
+    return numbered([f"{catalog.captions[i]} ({catalog.category(i)})" for i in range(len(catalog))])
+
+
+def numbered(names: list[str]) -> list[str]:
+    """The names, with "#2", "#3"… added to the second and later uses of a name."""
+    seen: dict[str, int] = {}
+    distinct = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        distinct.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return distinct
 
 
 def show_query(result: dict[str, Any]) -> None:
@@ -228,34 +252,44 @@ def show_generate(dataset: str) -> None:
         page.update(generate_seed=seed, generated=images)
     if "generated" in page:
         size = DISPLAY_SIZE[dataset]
-        st.image([enlarge(image, size) for image in page["generated"]], width=size)
+        ui.image_rows([enlarge(image, size) for image in page["generated"]], size)
 
 
 def show_interpolation(dataset: str, catalog: Catalog, result: dict[str, Any] | None) -> None:
     """A strip of decoded points on the straight line between two chosen items' latents."""
     st.subheader("Interpolate between two items")
-    choices = interpolation_choices(catalog, result)
+    start, end = default_ends(catalog, result)
     left, right, steps_column = st.columns([2, 2, 1])
-    first = left.selectbox("From", choices, index=0, format_func=lambda i: caption_of(catalog, i),
-                           key=f"interp_a_{dataset}")
-    second = right.selectbox("To", choices, index=min(1, len(choices) - 1),
-                             format_func=lambda i: caption_of(catalog, i), key=f"interp_b_{dataset}")
+    first = pick_item(left, "From", catalog, start, f"interp_a_{dataset}")
+    second = pick_item(right, "To", catalog, end, f"interp_b_{dataset}")
     steps = steps_column.number_input("Steps", 3, 12, 8, key=f"interp_steps_{dataset}")
     page = state().setdefault(dataset, {})
-    if st.button("Interpolate", key=f"interpolate_{dataset}"):
+    same = "From and To are the same item: pick two different items." if first == second else None
+    if ui.button_with_reason("Interpolate", same, key=f"interpolate_{dataset}"):
         model = get_checkpoint(dataset).model
         page["interpolation"] = interpolate(model, catalog.images[first], catalog.images[second], int(steps))
     if "interpolation" in page:
         size = DISPLAY_SIZE[dataset]
-        st.image([enlarge(image, size) for image in page["interpolation"]], width=size)
+        ui.image_rows([enlarge(image, size) for image in page["interpolation"]], size)
 
 
-def interpolation_choices(catalog: Catalog, result: dict[str, Any] | None) -> list[int]:
-    """The current results first, then the first few items of every category."""
-    picked = list(result["indices"]) if result else []
-    for label in range(len(catalog.class_names)):
-        picked += [int(i) for i in np.flatnonzero(catalog.labels == label)[:4]]
-    return list(dict.fromkeys(picked))
+def pick_item(column, label: str, catalog: Catalog, default: int, key: str) -> int:
+    """Any catalog item: a searchable list of every item, or, for a very large catalog, its item number."""
+    names = item_names(catalog.name)
+    if len(catalog) <= SEARCHABLE_LIMIT:
+        return int(column.selectbox(label, range(len(catalog)), index=default, format_func=names.__getitem__,
+                                    key=key, help="Type to search"))  # fmt: skip
+    index = int(column.number_input(f"{label} (item number)", 0, len(catalog) - 1, default, key=key))
+    column.caption(names[index])
+    return index
+
+
+def default_ends(catalog: Catalog, result: dict[str, Any] | None) -> tuple[int, int]:
+    """Where From and To start: the two best results, or the first items of the first two categories."""
+    if result and len(result["indices"]) > 1:
+        return result["indices"][0], result["indices"][1]
+    firsts = [int(np.flatnonzero(catalog.labels == label)[0]) for label in np.unique(catalog.labels)[:2]]
+    return firsts[0], firsts[-1] if len(firsts) > 1 else min(1, len(catalog) - 1)
 
 
 def pick_match_mode(dataset: str, checkpoint: Checkpoint) -> MatchMode:
@@ -309,7 +343,7 @@ def main() -> None:
         st.error(str(error))
         return
 
-    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload")
+    uploaded = st.file_uploader("Upload a photo", type=ui.UPLOAD_TYPES, key="upload", on_change=forget_results)
     k = st.slider("Number of results", 1, 30, 10, key="k")
     mode = pick_match_mode(dataset, checkpoint)
     if st.button("Search for Similar Images", type="primary", key="search"):

@@ -1,4 +1,5 @@
-"""Files and folders: content hashes, atomic writes, and the folders users may index (``LOOKALIKE_ROOTS``)."""
+"""Files and folders: content hashes, atomic writes, safe names for downloads, and the folders users may index
+(``LOOKALIKE_ROOTS``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from slugify import slugify
 
 from lookalike.core.settings import Settings, get_settings
 
@@ -25,6 +27,12 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def safe_file_name(text: str, suffix: str, fallback: str = "download", max_length: int = 100) -> str:
+    """A download file name made from free text (a caption): ASCII words joined by hyphens, never a path."""
+    stem = slugify(text, max_length=max_length, word_boundary=True) or fallback
+    return stem + suffix
 
 
 @contextmanager

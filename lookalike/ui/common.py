@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from lookalike.core import weights
 from lookalike.core.images import DEFAULT_MAX_SIDE, IMAGE_SUFFIXES, ImageError, load_image, make_thumbnail
 from lookalike.core.weights import WeightsUnavailable
+from lookalike.ui import failures
 
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]  # jpg, jpeg, png, webp, bmp, gif (first frame)
 
@@ -29,15 +31,23 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def random_weights_banner(key: str | None = None) -> None:
-    """A visible warning that a model runs on random weights: always, or when ``key``'s model (e.g. ``vgg19``)
-    has no weights file under the current settings."""
-    if key is None or weights.uses_random(key):
-        st.warning(
-            "Running on **random weights** (LOOKALIKE_WEIGHTS=random): models that need pretrained ImageNet "
-            "weights give placeholder results, which show that the pipeline works, not real similarity.",
-            icon=":material/warning:",
-        )
+def random_weights_banner(parts: Sequence[str] | None = None) -> None:
+    """The page's one warning, naming the ``parts`` of the page that run on random weights; nothing when none does.
+
+    Each page calls it once, after it knows its models: a model trained from scratch, or shipped with its own
+    weights, does not run on random weights whatever ``LOOKALIKE_WEIGHTS`` says. Without ``parts``, the warning
+    names "this page's models" whenever ``LOOKALIKE_WEIGHTS=random``.
+    """
+    if parts is None:
+        parts = ["this page's models"] if weights.uses_random("vgg19") else []
+    if not parts:
+        return
+    names = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    st.warning(
+        f"Running on **random weights** (LOOKALIKE_WEIGHTS=random) in {names}: the results are placeholders, which "
+        "show that the pipeline works, not real similarity or style. Add the ImageNet weights for real results.",
+        icon=":material/warning:",
+    )
 
 
 def weights_label(key: str) -> str:
@@ -72,6 +82,7 @@ def retry_weights_button(key: str) -> None:
     """"Try again": forget the remembered failure and rerun, after the file was fixed or the network is back."""
     if st.button("Try again", key=f"weights_retry_{key}", icon=":material/refresh:"):
         weights.forget_failures()
+        failures.forget_all_failures()
         st.rerun()
 
 
@@ -85,6 +96,34 @@ def upload_error(error: ImageError, name: str = "") -> None:
 def decode_bytes(data: bytes, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     """Decode image bytes once per content (reruns reuse the array). Raises ``ImageError``."""
     return load_image(data, max_side=max_side)
+
+
+def button_with_reason(label: str, reason: str | None, **kwargs) -> bool:
+    """A button that is disabled while ``reason`` says what is missing, with that reason beside it."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        clicked = st.button(label, disabled=reason is not None, **kwargs)
+        if reason is not None:
+            st.caption(reason)
+    return clicked
+
+
+def image_rows(images: Sequence[np.ndarray], width: int, most_per_row: int = 8) -> None:
+    """Images in rows of equal length (12 as 6 + 6, never 7 + 5 or a browser's 7 + 1), each at ``width`` px or
+    its column's width, whichever is smaller."""
+    if not len(images):
+        return
+    rows = -(-len(images) // most_per_row)
+    per_row = -(-len(images) // rows)
+    for start in range(0, len(images), per_row):
+        for column, image in zip(st.columns(per_row), images[start : start + per_row], strict=False):
+            column.image(image, width=width)
+
+
+def forget(*keys: str) -> None:
+    """An uploader's ``on_change``: choosing another file drops the results of the previous one, which
+    would otherwise stand under the new image as if they were its own."""
+    for key in keys:
+        st.session_state.pop(key, None)
 
 
 def read_upload(uploaded, max_side: int = DEFAULT_MAX_SIDE, name: str = "") -> np.ndarray | None:

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import image_search
+from lookalike.core.cache import EmbeddingCache
 from lookalike.core.vectors import retrieval_metrics
 from lookalike.core.weights import PUBLISHED
 from lookalike.search.folders import index_folder
@@ -30,14 +31,18 @@ def test_bundled_lite0_finds_real_style_matches(lite0_model, tmp_path):
     assert "lite0-gram" in collection.model_id and "sha256:" in collection.model_id
 
 
-def test_each_network_keeps_its_own_cache(lite0_model, style_model, copy_paintings):
+def test_each_network_keeps_its_own_cache(lite0_model, style_model, copy_paintings, cache_root):
     folder = copy_paintings(slice(0, 4), name="two-models")
-    with_lite0 = index_folder(folder, lite0_model)
-    with_vgg19 = index_folder(folder, style_model)
+
+    def index(model):  # one fresh cache folder for both networks (other tests index these paintings too)
+        return index_folder(folder, model, cache=EmbeddingCache(model.model_id, root=cache_root))
+
+    with_lite0 = index(lite0_model)
+    with_vgg19 = index(style_model)
     assert with_lite0.model_id != with_vgg19.model_id
     assert with_vgg19.stats.new == 4 and with_vgg19.stats.reused == 0  # nothing taken from the Lite0 entries
     assert not np.allclose(with_lite0.vectors, with_vgg19.vectors)
-    assert index_folder(folder, lite0_model).stats.reused == 4
+    assert index(lite0_model).stats.reused == 4
 
 
 def test_auto_keeps_vgg19_when_its_weights_load(monkeypatch):
@@ -76,8 +81,9 @@ def test_page_names_the_bundled_model_and_shows_no_random_weights_banner(monkeyp
     app.run()
     assert not app.exception and not app.error
     assert any("EfficientNet-Lite0" in c.value for c in app.caption)
-    # The page's banner is gone; only the style-transfer tab, which still runs VGG19, says it uses random weights.
-    assert not any(w.value.startswith("Running on **random weights**") for w in app.warning)
+    # The page's one banner names only the style transfer, which still runs VGG19; the search is real.
+    banners = [w.value for w in app.warning if "random weights" in w.value]
+    assert len(banners) == 1 and "style transfer" in banners[0] and "style search" not in banners[0]
     query = PAINTINGS / "s_cubism-03.jpg"
     app.file_uploader(key="style_query").set_value((query.name, query.read_bytes(), "image/jpeg")).run()
     app = next(b for b in app.button if b.label == "Search for Similar Images").click().run()
