@@ -190,6 +190,25 @@ def before_page(ref: str) -> Path | None:
     return path
 
 
+def map_figure_times(collection) -> None:
+    """The style map's figure with a thumbnail per painting, rings and a star: built as plain data (what the
+    page does) against the same figure validated by plotly (how it was built before)."""
+    import plotly.graph_objects as go
+
+    from lookalike.core.images import make_thumbnail
+    from lookalike.ui.maps import map_figure
+
+    thumb = make_thumbnail(np.zeros((96, 96, 3), np.uint8), 64)
+    uri = "data:image/jpeg;base64," + "A" * (thumb.size // 3)  # a data URI of a typical thumbnail's length
+    coords = np.random.default_rng(0).normal(size=(len(collection), 2))
+    figure = lambda: map_figure(  # noqa: E731
+        coords, [p.stem for p in collection.paths], thumbnails=[uri] * len(coords), queries=[("your image", (0, 0))],
+        highlight=[(i, f"#{i + 1}") for i in range(24)], point_ids=list(range(len(coords))))
+    spec = figure().to_dict()
+    plain, validated = p50_ms(figure, 20), p50_ms(lambda: go.Figure(spec), 20)
+    print(f"  style map figure, {len(coords)} thumbnails: {plain:.1f} ms as plain data, {validated:.1f} ms validated")
+
+
 # ---------------------------------------------------------------------------------------------
 # The 174 Met paintings
 # ---------------------------------------------------------------------------------------------
@@ -201,6 +220,7 @@ def met_paintings(model, args) -> None:
     print(f"\n{len(collection)} Met paintings ({model.config.backbone}, index {collection.stats.seconds:.1f} s):")
     index = backends.positional_index(collection.vectors)
     rerank_times(collection, index, style_segments(model.config), collection.vectors[0], args.k, 200)
+    map_figure_times(collection)
     query = sorted(folder.glob("*.jpg"))[0]
     page_times(None, query, args.k, args.page_repeats, museum=True, before=args.before)
 
