@@ -57,6 +57,7 @@ def ranking(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     return top_k(vectors, query, len(vectors), normalized=True)[0]
 
 
+@pytest.mark.slow  # embeds 11 paintings and takes their Gram matrices with VGG19; the Lite0 test below is exact
 @pytest.mark.parametrize(("emphasis", "layer"), [(-1.0, 0), (1.0, 4)])
 def test_vgg19_emphasis_at_an_end_ranks_by_that_layer(style_model, vgg19_vectors, emphasis, layer):
     """Exactly as brute force on that layer's stored segment, and close to brute force on its full Gram vectors
