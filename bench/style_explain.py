@@ -18,7 +18,9 @@ faiss HNSW index built for the re-rank figures (the page would otherwise build t
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("LOOKALIKE_CACHE", tempfile.mkdtemp(prefix="bench-style-explain-"))
+if "LOOKALIKE_CACHE" not in os.environ:  # a private cache, removed at exit (the synthetic one holds 400 MB)
+    os.environ["LOOKALIKE_CACHE"] = _CACHE = tempfile.mkdtemp(prefix="bench-style-explain-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 from lookalike.core import backends, counters  # noqa: E402
 from lookalike.core.cache import EmbeddingCache  # noqa: E402
@@ -185,7 +189,9 @@ def before_page(ref: str) -> Path | None:
     except (OSError, subprocess.CalledProcessError):
         print(f"  (the page before this feature, {ref}, is not in this checkout: no such baseline)")
         return None
-    path = Path(tempfile.mkdtemp(prefix="page-before-")) / "style_search_before.py"
+    folder = tempfile.mkdtemp(prefix="page-before-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "style_search_before.py"
     path.write_text(source, encoding="utf-8")
     return path
 
@@ -274,6 +280,7 @@ def synthetic_collection(model, args) -> None:
         print(f"  emphasis {emphasis:+.1f}: faiss recall@10 against brute force {np.mean(recall):.3f}")
 
     folder = Path(tempfile.mkdtemp(prefix="bench-synthetic-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 100,000 files
     started = time.perf_counter()
     files = tiny_pngs(folder, args.size)
     order = sorted(range(len(files)), key=lambda i: str(files[i][0]))  # index_folder lists files sorted by path
