@@ -102,6 +102,7 @@ def test_style_search_still_works_after_the_corpus(open_style_page: AppTest, six
     assert any(m.value == painting.stem.replace("_", " ") for m in at.caption), "top result caption missing"
 
 
+@pytest.mark.slow
 def test_search_without_upload_asks_for_one(six_paintings: Path):
     at = style_app(six_paintings)
     button(at, SEARCH).click().run()
@@ -235,6 +236,7 @@ def test_visual_search_still_works_after_the_corpus(open_visual_page: tuple[AppT
     assert len(visual_results(at)) == 10
 
 
+@pytest.mark.slow
 def test_visual_search_drops_old_results_after_an_unusable_upload(open_visual_page: tuple[AppTest, str]):
     at, dataset = open_visual_page
     photo = sorted((SHARED_CLOTHING / "pants").glob("*.jpg"))[0]

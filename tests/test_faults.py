@@ -198,6 +198,7 @@ def test_deleted_collection_folder_gives_a_message(four_paintings: Path, paintin
     assert any(c.value.startswith("1 images indexed") for c in at.sidebar.caption)
 
 
+@pytest.mark.slow
 def test_images_deleted_under_open_results_are_reported(four_paintings: Path):
     at = style_app(four_paintings)
     files = sorted(four_paintings.glob("*.jpg"))
@@ -219,6 +220,7 @@ def test_images_deleted_under_open_results_are_reported(four_paintings: Path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_style_model_loads_once_for_many_sessions(four_paintings: Path):
     """Four sessions of the page share one VGG19 (AppTest sessions are not thread-safe, so they take turns)."""
     st.cache_resource.clear()

@@ -68,6 +68,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_import_weights_computes_what_the_arrays_describe(tmp_path: Path):
     arrays = lite0_arrays_with_head(len(CLASSES))
     np.savez(tmp_path / "trained.npz", **arrays)

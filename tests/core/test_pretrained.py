@@ -19,6 +19,7 @@ def real_images(size: int) -> np.ndarray:
     ("efficientnetb0", {"include_top": False, "input_shape": (96, 96, 3)}),
     ("vgg19", {"include_top": False}),
 ])
+@pytest.mark.slow
 def test_model_from_the_file_equals_keras_imagenet_model(imagenet, keras_imagenet, key, kwargs):
     imagenet.place(key, imagenet.models)
     ours = pretrained.keras_application(key, weights.resolve(key), **kwargs)

@@ -76,6 +76,7 @@ def test_features_are_the_shared_vgg19_layers(model, photo):
         np.testing.assert_allclose(np.asarray(got) / scale, np.asarray(want) / scale, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_total_loss_halves_and_style_loss_falls(model, photo, painting):
     result = style_transfer.stylize(photo, painting, size=SIZE, steps=30, model=model)
     before = _full_res_losses(model, pixels.resize_long_side(photo, SIZE), photo, painting)
