@@ -9,7 +9,6 @@ model fine-tuned from it.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from lookalike.core import settings
 from lookalike.core.counters import count_load
-from lookalike.core.files import file_sha256
+from lookalike.core.digests import digests
 
 # (kernel, stride, expand ratio, output channels, repeats) for the seven stages.
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
@@ -124,15 +123,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-@functools.lru_cache(maxsize=8)
-def _hash_once(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256(path)
-
-
 def weights_sha256(path: Path) -> str:
     """SHA-256 of a weights file, computed once per process for a given path, size and modification time."""
-    stat = path.stat()
-    return _hash_once(str(path), stat.st_size, stat.st_mtime_ns)
+    return digests(path).sha256
 
 
 def bundled_metadata(folder: Path = BUNDLED_DIR) -> dict:
